@@ -1,0 +1,1 @@
+"""Helpers shared by every mode. Imports nothing else of this project."""

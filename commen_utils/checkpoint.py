@@ -1,0 +1,81 @@
+"""Checkpoint reading and writing.
+
+A checkpoint is either a plain state_dict (what the original tool saved) or the toolkit's own dict:
+{"format": FORMAT, "arch": ..., "keep": ..., "input_size": ..., "embedding_size": ..., "state_dict": ...,
+"metadata": ...}. Everything is loaded with weights_only=True: a pickle that would run code is refused.
+"""
+import pickle
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_path
+from .errors import UserError
+
+FORMAT = "compression_tool/1"
+DATA_PARALLEL_PREFIX = "module."
+
+
+def load_checkpoint(path, from_data_parallel: bool = False):
+    """Return (state_dict, info). info holds arch/keep/input_size/... for our own format, else {}."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe pickle"
+        raise UserError(f"{path}: refused to load, it is not a plain weights file ({first[:200]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a PyTorch checkpoint ({str(e).splitlines()[0][:200]})") from None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        info = {k: v for k, v in obj.items() if k != "state_dict"}
+        state_dict = obj["state_dict"]
+    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()) and obj:
+        info, state_dict = {}, obj
+    else:
+        raise UserError(f"{path}: not a state_dict nor a compression_tool checkpoint")
+    return strip_data_parallel(state_dict, force=from_data_parallel), info
+
+
+def strip_data_parallel(state_dict, force: bool = False):
+    """Drop the 'module.' prefix that (Distributed)DataParallel adds; detected by itself when every key has it."""
+    keys = list(state_dict)
+    if force or (keys and all(k.startswith(DATA_PARALLEL_PREFIX) for k in keys)):
+        return {k[len(DATA_PARALLEL_PREFIX):] if k.startswith(DATA_PARALLEL_PREFIX) else k: v
+                for k, v in state_dict.items()}
+    return state_dict
+
+
+def save_checkpoint(path, model, arch: str, keep=None, input_size=None, embedding_size=None,
+                    metadata=None, overwrite: bool = True):
+    payload = {
+        "format": FORMAT,
+        "arch": arch,
+        "keep": keep,
+        "input_size": list(input_size) if input_size else None,
+        "embedding_size": embedding_size,
+        "metadata": metadata or {},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    with atomic_path(path, overwrite) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_weights(model, state_dict, source: str = "checkpoint"):
+    """Strict load with one readable message naming missing/unexpected keys and shape mismatches."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    problems = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", shapes)):
+        if items:
+            more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+            problems.append(f"{label}: {', '.join(items[:3])}{more}")
+    if problems:
+        raise UserError(f"{source} does not match the model: {'; '.join(problems)}")
+    model.load_state_dict(state_dict)
+    return model

@@ -1,0 +1,140 @@
+"""Datasets for the test protocols and for training: pair lists, LFW pairs.txt, classification lists,
+ImageFolders. Images are decoded with Pillow and turned into the model's input by its InputSpec."""
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+
+from commen_utils.errors import UserError
+
+
+def read_lines(path, what="list"):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: {what} not found")
+    try:
+        lines = [(n, line.split()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read {what} ({e})") from None
+    if not lines:
+        raise UserError(f"{path}: {what} is empty")
+    return lines
+
+
+def _label(path, n, text):
+    if text not in ("0", "1"):
+        raise UserError(f"{path}:{n}: label must be 0 or 1, got '{text}'")
+    return int(text)
+
+
+def read_pair_list(path, root):
+    """`path1 path2 label` lines (paths relative to root), or an LFW pairs.txt. Returns [(p1, p2, label)]."""
+    lines = read_lines(path, "pair list")
+    root = Path(root)
+    if len(lines[0][1]) == 2 and all(f.isdigit() for f in lines[0][1]):
+        return _read_lfw_pairs(path, lines[1:], root)
+    pairs = []
+    for n, fields in lines:
+        if len(fields) != 3:
+            raise UserError(f"{path}:{n}: expected 'path1 path2 label', got {len(fields)} fields")
+        pairs.append((str(root / fields[0]), str(root / fields[1]), _label(path, n, fields[2])))
+    return _checked_pairs(path, pairs)
+
+
+def _read_lfw_pairs(path, lines, root):
+    """LFW's pairs.txt: `name i j` (same person) or `name1 i name2 j` (different), images Name/Name_000i.jpg."""
+    image = lambda name, i: str(root / name / f"{name}_{int(i):04d}.jpg")  # noqa: E731
+    pairs = []
+    for n, f in lines:
+        if len(f) == 3:
+            pairs.append((image(f[0], f[1]), image(f[0], f[2]), 1))
+        elif len(f) == 4:
+            pairs.append((image(f[0], f[1]), image(f[2], f[3]), 0))
+        else:
+            raise UserError(f"{path}:{n}: an LFW pairs line has 3 or 4 fields, got {len(f)}")
+    return _checked_pairs(path, pairs)
+
+
+def _checked_pairs(path, pairs):
+    if len(set(pairs)) != len(pairs):
+        dup = next(p for i, p in enumerate(pairs) if p in pairs[:i])
+        raise UserError(f"{path}: duplicate pair {Path(dup[0]).name} {Path(dup[1]).name}")
+    if len({label for *_, label in pairs}) < 2:
+        raise UserError(f"{path}: all pairs have the same label; verification needs both 0 and 1")
+    return pairs
+
+
+def read_class_list(path, root):
+    """Liveness lists: `path class` per line. Returns [(path, class)]."""
+    items = []
+    for n, fields in read_lines(path, "image list"):
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise UserError(f"{path}:{n}: expected 'path class', got '{' '.join(fields)}'")
+        items.append((str(Path(root) / fields[0]), int(fields[1])))
+    return items
+
+
+def load_image(path, spec, flip=False) -> torch.Tensor:
+    """Decode one image into the model's input tensor (C, H, W) as its InputSpec says."""
+    try:
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("RGB"), dtype=np.float32)
+    except FileNotFoundError:
+        raise UserError(f"{path}: image not found") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"{path}: not a readable image ({type(e).__name__})") from None
+    if pixels.shape[:2] != tuple(spec.size):
+        raise UserError(f"{path}: image is {pixels.shape[0]}x{pixels.shape[1]}, the model needs "
+                        f"{spec.size[0]}x{spec.size[1]} (HxW)")
+    if spec.channel_order == "BGR":
+        pixels = pixels[:, :, ::-1]
+    if flip:
+        pixels = pixels[:, ::-1]
+    return torch.from_numpy((np.ascontiguousarray(pixels.transpose(2, 0, 1)) - spec.mean) / spec.std)
+
+
+class ImageDataset(Dataset):
+    def __init__(self, paths, spec, flip=False):
+        self.paths, self.spec, self.flip = list(paths), spec, flip
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return load_image(self.paths[i], self.spec, self.flip), i
+
+
+class LabelledImages(Dataset):
+    """(path, label) items, with optional random horizontal flip (training)."""
+
+    def __init__(self, items, spec, random_flip=False):
+        self.items, self.spec, self.random_flip = list(items), spec, random_flip
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        path, label = self.items[i]
+        flip = self.random_flip and bool(torch.randint(2, ()).item())
+        return load_image(path, self.spec, flip), label
+
+
+def image_folder_items(root):
+    """An ImageFolder (one sub-folder per identity) as sorted (path, class index) items and class names."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: training folder not found")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".pgm"}
+    items = [(str(f), c) for c, name in enumerate(classes) for f in sorted((root / name).iterdir())
+             if f.suffix.lower() in suffixes]
+    if not items:
+        raise UserError(f"{root}: no images in identity sub-folders")
+    return items, classes
+
+
+def make_loader(dataset, batch_size, workers=0, shuffle=False, sampler=None, drop_last=False):
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      num_workers=workers, drop_last=drop_last, persistent_workers=False)

@@ -1,0 +1,94 @@
+"""compression_tool: measure, prune, fine-tune and quantize face-recognition CNNs.
+
+One entry with --mode, as in the original. This file only parses flags and calls one library function per
+mode; every user mistake surfaces here as one line on stderr and exit code 2.
+"""
+import argparse
+import sys
+
+import torch
+
+from commen_utils.errors import UserError
+from commen_utils.results import write_result_json
+
+MODES = ("test", "summary", "sa", "prune")
+
+
+def default_device():
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("every mode")
+    g.add_argument("--mode", choices=MODES, required=True)
+    g.add_argument("--model", help="zoo name (see --mode summary) or path/to/file.py:factory")
+    g.add_argument("--best_model_path", help="checkpoint: plain state_dict or a compression_tool checkpoint")
+    g.add_argument("--from_data_parallel", action="store_true", help="strip 'module.' (also detected by itself)")
+    g.add_argument("--device", default=default_device(), help="cpu, cuda, cuda:1, ...")
+    g.add_argument("--input_size", help="HxW, e.g. 112x112 or 144x122 (default: the model's own)")
+    g.add_argument("--embedding_size", type=int, help="embedding width (default: the model's own)")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--result_json", help="write this mode's figures to this JSON file")
+    g.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+
+    g = p.add_argument_group("evaluation (test, sa, prune)")
+    g.add_argument("--test_root_path", help="folder the pair list's paths are relative to")
+    g.add_argument("--img_list_label_path", help="pair list 'path1 path2 label', LFW pairs.txt, or 'path class'")
+    g.add_argument("--data_source", default="lfw", choices=("lfw", "company", "company_zkx", "classification"),
+                   help="lfw: 10-fold accuracy; company: TPR@FPR; classification: liveness TPR@FPR of class 1")
+    g.add_argument("--target_fpr", type=float, nargs="+", help="FPRs for TPR@FPR (default 1e-6; 1e-3 for "
+                   "classification)")
+    g.add_argument("--test_batch_size", type=int, default=32)
+    g.add_argument("--num_workers", type=int, default=0, help="image decoding workers")
+    g.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    g.add_argument("--channel_order", choices=("RGB", "BGR"), help="override the model's channel order")
+    g.add_argument("--pixel_mean", type=float, help="override: input = (pixel - mean) / std, pixels 0-255")
+    g.add_argument("--pixel_std", type=float, help="override, see --pixel_mean")
+    g.add_argument("--roc_png", help="test: where to draw the ROC curve (default work_space/report/...)")
+    return p
+
+
+def run(args):
+    from model_define.loading import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.data_source == "company_zkx":  # the original's alias
+        args.data_source = "company"
+    if args.target_fpr is None:
+        args.target_fpr = [1e-3] if args.data_source == "classification" else [1e-6]
+    preprocess = {"channel_order": args.channel_order, "mean": args.pixel_mean, "std": args.pixel_std}
+    loaded = load_model(args.model, args.best_model_path, args.from_data_parallel, args.input_size,
+                        args.embedding_size, args.device, preprocess)
+    if args.mode == "summary":
+        from pruning import summarize
+        return summarize(loaded)
+    for flag in ("test_root_path", "img_list_label_path"):
+        if not getattr(args, flag):
+            raise UserError(f"--{flag} is required for --mode {args.mode}")
+    if args.mode == "test":
+        from test_module.runner import run_test
+        return run_test(args, loaded)
+    raise UserError(f"--mode {args.mode} is not available yet")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        result = run(args)
+        write_result_json(args.result_json, result)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written for the unfinished step", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

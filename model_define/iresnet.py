@@ -1,0 +1,70 @@
+"""InsightFace IR-ResNets (arcface_torch's iresnet): BN-first basic blocks with PReLU and a downsample branch
+in the first block of every stage, then BN -> dropout -> flatten -> Linear -> BN1d."""
+import torch.nn as nn
+
+from .common import feature_map_size
+from .registry import InputSpec, register_model
+
+BN_EPS = 1e-5
+
+
+class IRBlock(nn.Module):
+    def __init__(self, in_c, planes, stride=1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_c, eps=BN_EPS)
+        self.conv1 = nn.Conv2d(in_c, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes, eps=BN_EPS)
+        self.prelu = nn.PReLU(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes, eps=BN_EPS)
+        self.downsample = None
+        if stride != 1 or in_c != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(in_c, planes, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes, eps=BN_EPS))
+
+    def forward(self, x):
+        out = self.bn3(self.conv2(self.prelu(self.bn2(self.conv1(self.bn1(x))))))
+        identity = x if self.downsample is None else self.downsample(x)
+        return out + identity
+
+
+class IResNet(nn.Module):
+    def __init__(self, layers, embedding_size=512, input_size=(112, 112), dropout=0.0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64, eps=BN_EPS)
+        self.prelu = nn.PReLU(64)
+        in_c = 64
+        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers), start=1):
+            stage = [IRBlock(in_c, planes, stride=2)] + [IRBlock(planes, planes) for _ in range(blocks - 1)]
+            setattr(self, f"layer{i}", nn.Sequential(*stage))
+            in_c = planes
+        self.bn2 = nn.BatchNorm2d(512, eps=BN_EPS)
+        self.dropout = nn.Dropout(dropout)
+        self.flatten = nn.Flatten()
+        h, w = feature_map_size(input_size, 4)
+        self.fc = nn.Linear(512 * h * w, embedding_size)
+        self.features = nn.BatchNorm1d(embedding_size, eps=BN_EPS)
+
+    def forward(self, x):
+        x = self.prelu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.features(self.fc(self.flatten(self.dropout(self.bn2(x)))))
+
+
+SIZES = ((112, 112), (144, 122))
+
+
+@register_model("resnet34", InputSpec((112, 112)), input_sizes=SIZES)
+def resnet34(input_size=(112, 112), embedding_size=512):
+    return IResNet((3, 4, 6, 3), embedding_size, input_size)
+
+
+@register_model("resnet50", InputSpec((112, 112)), input_sizes=SIZES)
+def resnet50(input_size=(112, 112), embedding_size=512):
+    return IResNet((3, 4, 14, 3), embedding_size, input_size)
+
+
+@register_model("resnet100", InputSpec((112, 112)), input_sizes=SIZES)
+def resnet100(input_size=(112, 112), embedding_size=512):
+    return IResNet((3, 13, 30, 3), embedding_size, input_size)

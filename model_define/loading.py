@@ -1,0 +1,50 @@
+"""Build the model a run works on from flags: zoo name or user file, optional checkpoint (plain state_dict
+or our own, which carries arch/keep/input size so that pruned models rebuild by themselves)."""
+from dataclasses import dataclass, replace
+
+import torch
+
+from commen_utils.checkpoint import load_checkpoint, load_weights
+from commen_utils.errors import UserError
+
+from .registry import InputSpec, create_model, get_entry
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    arch: str
+    spec: InputSpec
+    input_size: tuple
+    embedding_size: int
+    keep: dict = None
+    task: str = "verification"
+
+
+def parse_size(text):
+    """'112', '112x112' or '144x122' (HxW) -> (H, W)."""
+    if text is None or isinstance(text, tuple):
+        return text
+    try:
+        h, _, w = str(text).lower().partition("x")
+        return (int(h), int(w or h))
+    except ValueError:
+        raise UserError(f"--input_size {text}: expected H or HxW, e.g. 112x112 or 144x122") from None
+
+
+def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input_size=None,
+               embedding_size=None, device="cpu", preprocess=None) -> LoadedModel:
+    state_dict, info = load_checkpoint(checkpoint, from_data_parallel) if checkpoint else (None, {})
+    arch = info.get("arch") or model_name
+    if not arch:
+        raise UserError("--model is required (or a compression_tool checkpoint that names its model)")
+    if model_name and info.get("arch") and model_name != info["arch"]:
+        raise UserError(f"--model {model_name} but {checkpoint} holds a '{info['arch']}' model")
+    entry = get_entry(arch)
+    size = tuple(parse_size(input_size) or info.get("input_size") or entry.spec.size)
+    embedding = embedding_size or info.get("embedding_size") or entry.embedding_size
+    model = create_model(arch, size, embedding, keep=info.get("keep"))
+    if state_dict is not None:
+        load_weights(model, state_dict, source=str(checkpoint))
+    spec = replace(entry.spec, size=size, **{k: v for k, v in (preprocess or {}).items() if v is not None})
+    return LoadedModel(model.to(device).eval(), arch, spec, size, embedding, info.get("keep"), entry.task)

@@ -1,0 +1,102 @@
+"""The model zoo: `--model NAME` -> factory, as a registry (timm-style) instead of an if-chain.
+
+A family file registers its factories with @register_model. Every factory takes `input_size` (H, W) and
+`embedding_size`; `create_model` adds `keep` (per-layer output widths of a pruned model) for all of them,
+so a pruned model is rebuilt by name + keep. A user model is `--model path/to/file.py:factory`.
+"""
+import importlib
+import importlib.util
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from commen_utils.errors import UserError
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How images become the model's input: pixel = (value_0_255 - mean) / std, in `channel_order`."""
+    size: tuple = (112, 112)
+    channel_order: str = "RGB"
+    mean: float = 127.5
+    std: float = 127.5
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    factory: callable
+    spec: InputSpec
+    embedding_size: int = 512
+    task: str = "verification"          # or "classification" (logits, e.g. liveness)
+    input_sizes: tuple = field(default_factory=tuple)  # other sizes the family supports
+
+    def build(self, input_size=None, embedding_size=None):
+        return self.factory(input_size=tuple(input_size or self.spec.size),
+                            embedding_size=embedding_size or self.embedding_size)
+
+
+_REGISTRY: dict = {}
+
+
+def register_model(name, spec: InputSpec = InputSpec(), embedding_size=512, task="verification",
+                   input_sizes=()):
+    def wrap(factory):
+        _REGISTRY[name] = ModelEntry(name, factory, spec, embedding_size, task, tuple(input_sizes))
+        return factory
+    return wrap
+
+
+def _import_families():
+    package = Path(__file__).parent
+    for info in pkgutil.iter_modules([str(package)]):
+        if info.name not in ("registry", "keep"):
+            importlib.import_module(f"model_define.{info.name}")
+
+
+def list_models():
+    _import_families()
+    return sorted(_REGISTRY)
+
+
+def _entry_from_file(ref: str) -> ModelEntry:
+    file, _, factory_name = ref.rpartition(":")
+    path = Path(file)
+    if not path.is_file():
+        raise UserError(f"--model {ref}: file {path} not found")
+    spec = importlib.util.spec_from_file_location(f"user_model_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's file: report, don't crash with its traceback
+        raise UserError(f"--model {ref}: importing {path} failed ({type(e).__name__}: {e})") from None
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        raise UserError(f"--model {ref}: {path} has no function '{factory_name}'")
+    input_spec = getattr(module, "INPUT_SPEC", InputSpec())
+
+    def build(input_size, embedding_size):
+        try:
+            return factory(input_size=input_size, embedding_size=embedding_size)
+        except TypeError:  # a plain factory with no arguments
+            return factory()
+    return ModelEntry(ref, build, input_spec, getattr(module, "EMBEDDING_SIZE", 512))
+
+
+def get_entry(name: str) -> ModelEntry:
+    if name and ".py:" in name:
+        return _entry_from_file(name)
+    _import_families()
+    if name not in _REGISTRY:
+        raise UserError(f"--model {name}: unknown model (known: {', '.join(sorted(_REGISTRY))}, "
+                        "or path/to/file.py:factory)")
+    return _REGISTRY[name]
+
+
+def create_model(name, input_size=None, embedding_size=None, keep=None):
+    entry = get_entry(name)
+    model = entry.build(input_size, embedding_size)
+    if keep:
+        from .keep import apply_keep
+        apply_keep(model, keep, tuple(input_size or entry.spec.size))
+    return model

@@ -1,0 +1,115 @@
+"""Embed-and-score drivers: each unique image is decoded and embedded once, then pairs are scored by cosine
+similarity and handed to the metric functions."""
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from dataloader import ImageDataset, make_loader, read_class_list, read_pair_list
+
+from . import metrics
+
+HEADLINE = {"lfw": "accuracy", "company": "tpr_at_fpr", "classification": "tpr_at_fpr"}
+
+
+class Evaluator:
+    """Scores a model on a fixed list; `__call__(model)` returns the metrics dict with a 'headline' value."""
+
+    def __init__(self, paths, spec, data_source="lfw", target_fprs=(1e-6,), batch_size=64, device="cpu",
+                 workers=0, flip=False, cache_images=False, progress=True):
+        self.paths, self.spec, self.data_source = list(paths), spec, data_source
+        self.target_fprs = tuple(target_fprs)
+        self.batch_size, self.device, self.workers, self.flip = batch_size, device, workers, flip
+        self.cache_images, self.progress = cache_images, progress
+        self._images = None
+
+    def images(self, flip=False):
+        """All images as one tensor (kept when cache_images: sensitivity analysis re-embeds them often)."""
+        if self._images is None or flip:
+            loader = make_loader(ImageDataset(self.paths, self.spec, flip), self.batch_size, self.workers)
+            batches = [x for x, _ in tqdm(loader, desc="decoding images", disable=not self.progress, leave=False)]
+            images = torch.cat(batches)
+            if flip or not self.cache_images:
+                return images
+            self._images = images
+        return self._images
+
+    @torch.no_grad()
+    def forward(self, model, images=None, flip=False):
+        """Raw model outputs for every image, in self.paths order."""
+        model.eval()
+        if images is None and not self.cache_images:
+            loader = make_loader(ImageDataset(self.paths, self.spec, flip), self.batch_size, self.workers)
+        else:
+            images = self.images(flip) if images is None else images
+            loader = ((images[i:i + self.batch_size], None) for i in range(0, len(images), self.batch_size))
+        total = -(-len(self.paths) // self.batch_size)
+        outputs = [model(x.to(self.device)).float().cpu()
+                   for x, _ in tqdm(loader, total=total, desc="embedding", disable=not self.progress, leave=False)]
+        return torch.cat(outputs)
+
+    def embeddings(self, model):
+        out = self.forward(model)
+        if self.flip:
+            out = F.normalize(out, dim=1) + F.normalize(self.forward(model, flip=True), dim=1)
+        return F.normalize(out, dim=1)
+
+    def __call__(self, model):
+        return self.score(self.embeddings(model) if self.data_source != "classification" else self.forward(model))
+
+
+class PairEvaluator(Evaluator):
+    def __init__(self, pairs, spec, **kwargs):
+        paths = sorted({p for a, b, _ in pairs for p in (a, b)})
+        super().__init__(paths, spec, **kwargs)
+        index = {p: i for i, p in enumerate(paths)}
+        self.left = torch.tensor([index[a] for a, _, _ in pairs])
+        self.right = torch.tensor([index[b] for _, b, _ in pairs])
+        self.labels = np.array([label for *_, label in pairs])
+
+    def pair_scores(self, embeddings):
+        return (embeddings[self.left] * embeddings[self.right]).sum(1).double().numpy()
+
+    def score(self, embeddings):
+        scores = self.pair_scores(embeddings)
+        result = metrics.verification_metrics(scores, self.labels, self.target_fprs)
+        result["roc"] = metrics.roc(scores, self.labels)
+        return with_headline(result, self.data_source, self.target_fprs)
+
+
+class ClassificationEvaluator(Evaluator):
+    """Liveness protocol: score = P(class 1); TPR of class 1 at the target FPRs (original: 1e-3)."""
+
+    def __init__(self, items, spec, **kwargs):
+        super().__init__([p for p, _ in items], spec, **kwargs)
+        self.labels = np.array([int(c == 1) for _, c in items])
+
+    def score(self, logits):
+        scores = torch.softmax(logits, 1)[:, 1].double().numpy()
+        tprs, min_fpr = metrics.tpr_at_fpr(scores, self.labels, self.target_fprs)
+        result = {"tpr_at_fpr": tprs, "min_resolvable_fpr": min_fpr, "auc": metrics.roc(scores, self.labels)[3],
+                  "num_images": len(scores), "roc": metrics.roc(scores, self.labels)}
+        return with_headline(result, "classification", self.target_fprs)
+
+
+def with_headline(result, data_source, target_fprs):
+    key = HEADLINE[data_source]
+    result["headline_name"] = key if key == "accuracy" else f"TPR@FPR={target_fprs[0]:g}"
+    result["headline"] = result[key] if key == "accuracy" else result[key][float(target_fprs[0])]
+    return result
+
+
+def make_evaluator(data_source, root, list_path, spec, **kwargs):
+    if data_source == "classification":
+        return ClassificationEvaluator(read_class_list(list_path, root), spec, data_source=data_source, **kwargs)
+    return PairEvaluator(read_pair_list(list_path, root), spec, data_source=data_source, **kwargs)
+
+
+def summary_line(result) -> str:
+    parts = []
+    if "accuracy" in result:
+        parts.append(f"10-fold accuracy {result['accuracy']:.4f} ± {result['accuracy_std']:.4f}")
+    parts.append(f"AUC {result['auc']:.4f}")
+    parts += [f"TPR@FPR={f:g} {t:.4f}" for f, t in result["tpr_at_fpr"].items()]
+    parts.append(f"(lowest resolvable FPR {result['min_resolvable_fpr']:.2g})")
+    return ", ".join(parts)

@@ -1,0 +1,60 @@
+"""Verification and classification metrics: pure functions of (scores, labels).
+
+scores: higher means "same person" (cosine similarity); labels: 1 same, 0 different.
+"""
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.model_selection import KFold
+
+
+def best_threshold(scores, labels):
+    """The threshold t maximising accuracy of `score >= t`, placed midway between neighbouring scores."""
+    order = np.argsort(scores, kind="stable")
+    s, y = np.asarray(scores, float)[order], np.asarray(labels)[order]
+    n = len(s)
+    # Predicting "same" for sorted indices >= i: correct = positives at >= i + negatives at < i.
+    positives_from = np.concatenate([np.cumsum(y[::-1])[::-1], [0]])
+    negatives_before = np.concatenate([[0], np.cumsum(1 - y)])
+    correct = positives_from + negatives_before
+    valid = np.ones(n + 1, bool)
+    valid[1:n] = s[1:] != s[:-1]  # a threshold cannot split tied scores
+    i = int(np.argmax(np.where(valid, correct, -1)))
+    if i == 0:
+        return s[0] - 1.0
+    if i == n:
+        return s[-1] + 1.0
+    return (s[i - 1] + s[i]) / 2
+
+
+def kfold_accuracy(scores, labels, n_folds=10):
+    """LFW protocol: for each fold, the threshold chosen on the other folds is applied to it.
+    Returns (mean accuracy, std, mean threshold). Folds are consecutive, as LFW's pairs are."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels)
+    accuracies, thresholds = [], []
+    for train, test in KFold(n_splits=n_folds, shuffle=False).split(scores):
+        t = best_threshold(scores[train], labels[train])
+        accuracies.append(np.mean((scores[test] >= t) == labels[test]))
+        thresholds.append(t)
+    return float(np.mean(accuracies)), float(np.std(accuracies)), float(np.mean(thresholds))
+
+
+def roc(scores, labels):
+    """(fpr, tpr, thresholds) with every point kept, and the AUC."""
+    fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)
+    return fpr, tpr, thr, float(roc_auc_score(labels, scores))
+
+
+def tpr_at_fpr(scores, labels, target_fprs):
+    """{target: best TPR with FPR <= target}. Also returns the lowest non-zero FPR the negatives can resolve
+    (1 / #negatives): a target below it can only be met at FPR 0."""
+    fpr, tpr, _, _ = roc(scores, labels)
+    result = {float(t): float(tpr[fpr <= t].max()) for t in target_fprs}
+    return result, 1.0 / int(np.sum(np.asarray(labels) == 0))
+
+
+def verification_metrics(scores, labels, target_fprs=(1e-6,), n_folds=10):
+    accuracy, accuracy_std, threshold = kfold_accuracy(scores, labels, n_folds)
+    tprs, min_fpr = tpr_at_fpr(scores, labels, target_fprs)
+    return {"accuracy": accuracy, "accuracy_std": accuracy_std, "threshold": threshold,
+            "auc": roc(scores, labels)[3], "tpr_at_fpr": tprs, "min_resolvable_fpr": min_fpr,
+            "num_pairs": int(len(labels))}
