@@ -26,8 +26,9 @@ def load_checkpoint(path, from_data_parallel: bool = False):
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe pickle"
         raise UserError(f"{path}: refused to load, it is not a plain weights file ({first[:200]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise UserError(f"{path}: not a PyTorch checkpoint ({str(e).splitlines()[0][:200]})") from None
+    except Exception as e:  # torch raises many types on foreign bytes; all mean the same to the user
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"{path}: not a PyTorch checkpoint ({detail})") from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         info = {k: v for k, v in obj.items() if k != "state_dict"}
         state_dict = obj["state_dict"]

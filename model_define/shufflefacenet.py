@@ -37,6 +37,10 @@ class ShuffleBlock(nn.Module):
 
 
 class ShuffleFaceNetV2(nn.Module):
+    # Only the branch_main width inside each block is pruned (as the original's keep did): block outputs
+    # pass through the channel shuffle, whose index mapping the dependency graph does not model.
+    PRUNABLE = r"features\.\d+\.branch_main\.0"
+
     def __init__(self, embedding_size=512, input_size=(112, 112), widths=(24, 244, 488, 976, 2048),
                  repeats=(4, 8, 4)):
         super().__init__()

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from test_module.metrics import best_threshold, kfold_accuracy, tpr_at_fpr, verification_metrics
+
+
+def test_best_threshold_separable():
+    scores = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    assert best_threshold(scores, labels) == pytest.approx(0.5)
+
+
+def test_best_threshold_does_not_split_ties():
+    scores = np.array([0.5, 0.5, 0.5, 0.9])
+    labels = np.array([0, 1, 1, 1])
+    t = best_threshold(scores, labels)  # all >= 0.5 positive: 3/4 right; 0.5 < t: 1/4 + 1/4... -> t <= 0.5
+    assert t <= 0.5
+
+
+def test_kfold_accuracy_hand_computed():
+    # 10 folds of two pairs; one impostor scores above every genuine pair in fold 0: that fold is 1/2 right.
+    scores = np.array([0.9, 0.95] + [0.8, 0.1] * 9)
+    labels = np.array([1, 0] + [1, 0] * 9)
+    accuracy, std, _ = kfold_accuracy(scores, labels, 10)
+    assert accuracy == pytest.approx((0.5 + 9 * 1.0) / 10)
+    assert std == pytest.approx(np.std([0.5] + [1.0] * 9))
+
+
+def test_tpr_at_fpr_hand_computed():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.85, 0.5, 0.4, 0.3])
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    tprs, min_fpr = tpr_at_fpr(scores, labels, [0.0, 0.25, 1.0])
+    assert tprs == {0.0: 0.25, 0.25: 1.0, 1.0: 1.0}
+    assert min_fpr == 0.25
+
+
+def test_verification_metrics_keys():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([1, 0], 50)
+    scores = labels + rng.normal(0, 0.3, 100)
+    result = verification_metrics(scores, labels, (1e-2,))
+    assert {"accuracy", "auc", "tpr_at_fpr", "num_pairs"} <= set(result)
+    assert 0.9 < result["auc"] <= 1.0
