@@ -138,3 +138,11 @@ def image_folder_items(root):
 def make_loader(dataset, batch_size, workers=0, shuffle=False, sampler=None, drop_last=False):
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                       num_workers=workers, drop_last=drop_last, persistent_workers=False)
+
+
+def sample_images(root, spec, count, seed=0):
+    """`count` images drawn with a fixed seed from an ImageFolder, as one tensor (BN statistics,
+    calibration). Never the test pairs: the caller passes the training folder."""
+    items, _ = image_folder_items(root)
+    order = np.random.default_rng(seed).permutation(len(items))[:count]
+    return torch.stack([load_image(items[i][0], spec) for i in order])

@@ -47,6 +47,31 @@ def build_parser():
     g.add_argument("--pixel_mean", type=float, help="override: input = (pixel - mean) / std, pixels 0-255")
     g.add_argument("--pixel_std", type=float, help="override, see --pixel_mean")
     g.add_argument("--roc_png", help="test: where to draw the ROC curve (default work_space/report/...)")
+
+    g = p.add_argument_group("channel ranking (sa, prune)")
+    g.add_argument("--fpgm", action="store_true", help="rank filters by distance to the geometric median")
+    g.add_argument("--hrank", action="store_true", help="rank channels by average feature-map rank")
+    g.add_argument("--hrank_batches", type=int, default=4, help="batches of images for HRank ranks")
+    g.add_argument("--rank_path", default="work_space/rank_conv", help="HRank rank cache folder")
+
+    g = p.add_argument_group("sensitivity analysis (sa)")
+    g.add_argument("--sparsities", default="0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
+                   help="levels of filters removed per layer")
+    g.add_argument("--sensitivity_csv_path", default="work_space/sensitivity_data", help="CSV output folder")
+    g.add_argument("--sa_naive", action="store_true", help="re-run the whole model for every level (reference)")
+    g.add_argument("--resume", help="continue an interrupted analysis from its CSV")
+
+    g = p.add_argument_group("prune")
+    g.add_argument("--yaml_path", default="yaml_file/auto_yaml.yaml", help="Distiller schedule to apply")
+    g.add_argument("--save_model_pt", action="store_true", help="save the pruned checkpoint")
+    g.add_argument("--pruned_save_model_path", default="work_space/pruned_model", help="checkpoint folder")
+    g.add_argument("--layers_out_path", default="work_space/layers_out/out.txt", help="where the keep list goes")
+    g.add_argument("--round_to", type=int, default=1, help="round kept widths to a multiple of this")
+    g.add_argument("--bn_recalibrate", type=int, default=0, metavar="N",
+                   help="re-estimate BN statistics on N training images after thinning")
+    g.add_argument("--train_data_path", default="data/train_data/orl_s1-20",
+                   help="ImageFolder of identities (BN recalibration)")
+    g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     return p
 
 
@@ -55,6 +80,8 @@ def run(args):
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.fpgm and args.hrank:
+        raise UserError("--fpgm and --hrank are two rankings: choose one")
     if args.data_source == "company_zkx":  # the original's alias
         args.data_source = "company"
     if args.target_fpr is None:
@@ -71,7 +98,23 @@ def run(args):
     if args.mode == "test":
         from test_module.runner import run_test
         return run_test(args, loaded)
-    raise UserError(f"--mode {args.mode} is not available yet")
+    from test_module.runner import evaluator_from_args
+    evaluator = evaluator_from_args(args, loaded.spec, cache_images=True, progress=args.mode != "sa")
+    ranks = hrank_ranks_for(args, loaded, evaluator) if args.hrank else None
+    if args.mode == "sa":
+        from sensitivity_analysis import run_sensitivity
+        return run_sensitivity(args, loaded, evaluator, ranks)
+    from pruning import run_prune
+    from dataloader import sample_images
+    images = sample_images(args.train_data_path, loaded.spec, args.bn_recalibrate) if args.bn_recalibrate else None
+    return run_prune(args, loaded, evaluator, images, ranks)
+
+
+def hrank_ranks_for(args, loaded, evaluator):
+    from pruning import ChannelGraph, load_or_compute_ranks
+    graph = ChannelGraph(loaded.model, loaded.input_size)
+    return load_or_compute_ranks(loaded.model, loaded.arch, graph, evaluator, args.hrank_batches, args.rank_path,
+                                 args.best_model_path)
 
 
 def main(argv=None):

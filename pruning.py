@@ -9,15 +9,19 @@ follows it, the next conv's input channels, a flattened Linear's input blocks, o
 import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch_pruning as tp
 from torch_pruning._helpers import to_plain_idxs
 
+from commen_utils.atomic import atomic_path, write_text
+from commen_utils.checkpoint import save_checkpoint
 from commen_utils.errors import UserError
 from commen_utils.model_stats import count_macs, count_params
-from model_define.keep import build_graph, layer_width, out_channel_pruner
+from commen_utils.schedule import read_schedule
+from model_define.keep import build_graph, out_channel_pruner, record_keep
 
 
 @dataclass
@@ -124,10 +128,10 @@ def channels_to_remove(scores, ratio, round_to=1):
     return sorted(order[:width - keep].tolist())
 
 
-def prune_model(model, input_size, ratios: dict, criterion="l1", ranks=None, round_to=1):
+def prune_model(model, input_size, ratios: dict, criterion="l1", ranks=None, round_to=1, graph=None):
     """Remove channels in place. ratios: {leader weight name: fraction of its group's channels to remove}.
     Scores are taken before any removal, so the outcome does not depend on the schedule's order."""
-    graph = ChannelGraph(model, input_size)
+    graph = graph or ChannelGraph(model, input_size)
     plans = []
     for param, ratio in ratios.items():
         group = graph.group(param)
@@ -136,6 +140,80 @@ def prune_model(model, input_size, ratios: dict, criterion="l1", ranks=None, rou
             plans.append(graph.plan(group, idxs))
     for plan in plans:
         apply_plan(model, plan)
+    return model
+
+
+# ---------------------------------------------------------------- HRank: feature-map ranks, computed in-tool
+def feature_module(graph, group):
+    """Where HRank reads a group's feature maps: the leader's activation (else its BN, else the conv)."""
+    parent = group.leader.rpartition(".")[0]
+    members = [name for name, _, _ in graph.plan(group, [0]) if name.startswith(parent)]
+    for kinds in ((nn.PReLU, nn.ReLU, nn.Hardswish), (nn.BatchNorm2d,)):
+        for name in members:
+            if isinstance(graph.modules[name], kinds):
+                return name
+    return group.leader
+
+
+@torch.no_grad()
+def hrank_ranks(model, graph, images, batch_size, batches):
+    """{leader weight: average matrix rank of each channel's feature map} over `batches` batches."""
+    watched = {feature_module(graph, g): g.param for g in graph.groups}
+    totals, count = {}, 0
+
+    def hook(name):
+        def record(_, __, output):
+            ranks = torch.linalg.matrix_rank(output.float()).double().sum(0)
+            totals[watched[name]] = totals.get(watched[name], 0) + ranks
+        return record
+
+    handles = [graph.modules[name].register_forward_hook(hook(name)) for name in watched]
+    try:
+        model.eval()
+        for start in range(0, min(len(images), batches * batch_size), batch_size):
+            batch = images[start:start + batch_size]
+            model(batch.to(next(model.parameters()).device))
+            count += len(batch)
+    finally:
+        for h in handles:
+            h.remove()
+    return {param: (total / count).cpu() for param, total in totals.items()}
+
+
+def load_or_compute_ranks(model, loaded_arch, graph, evaluator, batches, rank_path, checkpoint=None):
+    """HRank ranks, cached as .npz under --rank_path (work_space/rank_conv/) per model, checkpoint and size."""
+    import numpy as np
+    h, w = graph.input_size
+    name = f"{Path(loaded_arch).stem}_{Path(checkpoint).stem if checkpoint else 'init'}_{h}x{w}_b{batches}.npz"
+    cache = Path(rank_path) / name
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as stored:
+            return {k: torch.from_numpy(stored[k]) for k in stored.files}
+    ranks = hrank_ranks(model, graph, evaluator.images(), evaluator.batch_size, batches)
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: v.numpy() for k, v in ranks.items()})
+    print(f"HRank ranks cached: {cache}")
+    return ranks
+
+
+# ---------------------------------------------------------------- BN recalibration (adaptive BN)
+@torch.no_grad()
+def recalibrate_bn(model, images, batch_size=32):
+    """Re-estimate every BatchNorm's running statistics on `images` (no training, no labels)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.training) for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+        m.train()
+    device = next(model.parameters()).device
+    for start in range(0, len(images), batch_size):
+        model(images[start:start + batch_size].to(device))
+    for m, (momentum, _) in zip(norms, saved):
+        m.momentum = momentum
+        m.eval()
     return model
 
 
@@ -149,6 +227,50 @@ def summarize(loaded):
         others = [p for p in g.producers if p != g.leader]
         print(f"  {g.param:40s} {g.width:5d}  {', '.join(others[:4])}{' ...' if len(others) > 4 else ''}")
     return {"params": params, "macs": macs, "prunable_layers": [g.param for g in graph.groups]}
+
+
+def keep_widths(model):
+    """The original's printed keep list: out-channels of every conv weight, in state_dict order."""
+    return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+def run_prune(args, loaded, evaluator=None, calibration_images=None, ranks=None):
+    """`--mode prune`: apply a Distiller schedule, report before/after, save a self-describing checkpoint."""
+    model, size = loaded.model, loaded.input_size
+    ratios = read_schedule(args.yaml_path)
+    graph = ChannelGraph(model, size)
+    for param in ratios:
+        graph.group(param)  # unknown or unprunable names fail here, before any work
+    criterion = "fpgm" if args.fpgm else "hrank" if args.hrank else "l1"
+    result = {"params_before": count_params(model), "macs_before": count_macs(model, size)}
+    if evaluator is not None:
+        result["accuracy_before"] = evaluator(model)["headline"]
+    prune_model(model, size, ratios, criterion, ranks, args.round_to, graph)
+    if calibration_images is not None:
+        recalibrate_bn(model, calibration_images)
+    keep = record_keep(model)
+    result.update(params_after=count_params(model), macs_after=count_macs(model, size), keep=keep,
+                  criterion=criterion, bn_recalibration_images=0 if calibration_images is None else len(calibration_images))
+    widths = keep_widths(model)
+    print(f"keep ({len(widths)} convs): {widths}")
+    write_text(args.layers_out_path, f"{widths}\n")
+    if evaluator is not None:
+        result["accuracy_after"] = evaluator(model)["headline"]
+    if args.save_model_pt:
+        path = Path(args.pruned_save_model_path) / f"model_{Path(loaded.arch).stem}.pt"
+        save_checkpoint(path, model, loaded.arch, keep=keep, input_size=size, embedding_size=loaded.embedding_size,
+                        metadata={"schedule": str(args.yaml_path), "criterion": criterion,
+                                  "bn_recalibration_images": result["bn_recalibration_images"]},
+                        overwrite=args.overwrite)
+        result["checkpoint"] = str(path)
+    report = [f"params {result['params_before'] / 1e6:.3f} M -> {result['params_after'] / 1e6:.3f} M",
+              f"MACs {result['macs_before'] / 1e6:.1f} M -> {result['macs_after'] / 1e6:.1f} M "
+              f"({result['macs_after'] / result['macs_before']:.2f}x)"]
+    if evaluator is not None:
+        report.append(f"{evaluator.data_source} {result['accuracy_before']:.4f} -> {result['accuracy_after']:.4f}")
+    print("pruned: " + ", ".join(report))
+    print(f"saved: {result['checkpoint']}" if args.save_model_pt else "not saved (pass --save_model_pt)")
+    return result
 
 
 if __name__ == "__main__":  # the original's README ran `python pruning.py ...`: same flags as main.py

@@ -35,27 +35,32 @@ class Evaluator:
         return self._images
 
     @torch.no_grad()
-    def forward(self, model, images=None, flip=False):
-        """Raw model outputs for every image, in self.paths order."""
-        model.eval()
-        if images is None and not self.cache_images:
+    def forward(self, model, inputs=None, flip=False):
+        """Raw outputs of `model` (any callable) for every image, in self.paths order. `inputs` replaces the
+        decoded images (e.g. cached activations); batches always fall at the same boundaries, so a
+        computation split in two parts gives bit-identical outputs."""
+        if hasattr(model, "eval"):
+            model.eval()
+        if inputs is None and not self.cache_images:
             loader = make_loader(ImageDataset(self.paths, self.spec, flip), self.batch_size, self.workers)
         else:
-            images = self.images(flip) if images is None else images
-            loader = ((images[i:i + self.batch_size], None) for i in range(0, len(images), self.batch_size))
+            inputs = self.images(flip) if inputs is None else inputs
+            loader = ((inputs[i:i + self.batch_size], None) for i in range(0, len(inputs), self.batch_size))
         total = -(-len(self.paths) // self.batch_size)
         outputs = [model(x.to(self.device)).float().cpu()
                    for x, _ in tqdm(loader, total=total, desc="embedding", disable=not self.progress, leave=False)]
         return torch.cat(outputs)
 
-    def embeddings(self, model):
-        out = self.forward(model)
+    def embeddings(self, model, inputs=None, flipped_inputs=None):
+        out = self.forward(model, inputs)
         if self.flip:
-            out = F.normalize(out, dim=1) + F.normalize(self.forward(model, flip=True), dim=1)
+            out = F.normalize(out, dim=1) + F.normalize(self.forward(model, flipped_inputs, flip=True), dim=1)
         return F.normalize(out, dim=1)
 
-    def __call__(self, model):
-        return self.score(self.embeddings(model) if self.data_source != "classification" else self.forward(model))
+    def __call__(self, model, inputs=None, flipped_inputs=None):
+        if self.data_source == "classification":
+            return self.score(self.forward(model, inputs))
+        return self.score(self.embeddings(model, inputs, flipped_inputs))
 
 
 class PairEvaluator(Evaluator):

@@ -1,0 +1,55 @@
+"""Split a model into the part before a layer and the part from it on, so that sensitivity analysis computes
+the unchanged part once. torch.fx traces the forward; a cut is legal where exactly one value is alive (every
+chain link, and every residual-block boundary)."""
+import torch.fx as fx
+
+
+class GraphSplitter:
+    def __init__(self, model):
+        self.graph = fx.symbolic_trace(model).graph
+        self.nodes = list(self.graph.nodes)
+        self.index = {n: i for i, n in enumerate(self.nodes)}
+
+    def _alive_before(self, j):
+        """Values defined before node j that node j or a later one still reads (parameters aside)."""
+        return [n for n in self.nodes[:j] if n.op != "get_attr" and any(self.index[u] >= j for u in n.users)]
+
+    def cut_before(self, module_names):
+        """The last node at or before the first call of any of `module_names` where one value is alive."""
+        first = min((i for i, n in enumerate(self.nodes) if n.op == "call_module" and n.target in module_names),
+                    default=None)
+        if first is None:
+            return None
+        for j in range(first, 0, -1):
+            alive = self._alive_before(j)
+            if len(alive) == 1:
+                return j, alive[0]
+        return None
+
+    def prefix(self, root, cut):
+        """GraphModule computing the cut value from the model input."""
+        j, value = cut
+        graph, env = fx.Graph(), {}
+        for node in self.nodes[:j]:
+            env[node] = graph.node_copy(node, lambda n: env[n])
+        graph.output(env[value])
+        return _compiled(root, graph)
+
+    def suffix(self, root, cut):
+        """GraphModule computing the model output from the cut value."""
+        j, value = cut
+        graph, env = fx.Graph(), {}
+        env[value] = graph.placeholder("cut")
+        for node in self.nodes:
+            if node.op == "get_attr" or self.index[node] >= j:
+                if node.op == "placeholder":
+                    continue
+                env[node] = graph.node_copy(node, lambda n: env[n])
+        return _compiled(root, graph)
+
+
+def _compiled(root, graph):
+    module = fx.GraphModule(root, graph)
+    module.graph.eliminate_dead_code()
+    module.recompile()
+    return module

@@ -1,0 +1,185 @@
+"""`--mode sa`: how much does each prunable layer (with everything coupled to it) lose when a fraction of
+its filters is really removed? Writes Distiller's sensitivity CSV.
+
+Fast path, same numbers as the naive one: level 0.0 is the baseline, measured once; the activations entering
+a layer's group are computed once per layer (torch.fx splits the model where one value is alive) and only the
+part from there on is re-run for each level. `--sa_naive` re-evaluates the whole model every time, as the
+original did, and exists to prove that.
+"""
+import copy
+import csv
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from commen_utils.errors import UserError
+from commen_utils.graph_split import GraphSplitter
+from commen_utils.model_stats import count_macs, count_params
+from commen_utils.timestamp import time_stamp
+from pruning import ChannelGraph, apply_plan, channels_to_remove, group_scores
+
+CSV_COLUMNS = ["parameter", "sparsity", "top1", "top5", "loss", "macs", "params"]
+DEFAULT_LEVELS = "0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
+
+
+def parse_levels(text):
+    try:
+        levels = [round(float(v), 6) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"--sparsities {text}: expected comma-separated fractions, e.g. 0.0,0.2,0.4") from None
+    if not levels or any(not 0 <= v < 1 for v in levels):
+        raise UserError(f"--sparsities {text}: every level must be in [0, 1)")
+    return sorted(set(levels))
+
+
+def level_text(level):
+    return repr(round(float(level), 6))  # 0.3, never 0.30000000000000004
+
+
+class SensitivityAnalysis:
+    def __init__(self, model, input_size, evaluator, criterion="l1", ranks=None, naive=False):
+        self.model, self.input_size, self.evaluator = model.eval(), tuple(input_size), evaluator
+        self.criterion, self.ranks, self.naive = criterion, ranks, naive
+        self.graph = ChannelGraph(model, input_size)
+        self.splitter = None
+        if not naive:
+            try:
+                self.splitter = GraphSplitter(model)
+            except Exception as e:  # untraceable user model: still correct, just slower
+                print(f"note: torch.fx cannot trace this model ({type(e).__name__}); every level re-runs the "
+                      "whole model", file=sys.stderr)
+
+    def baseline(self):
+        return self.evaluator(self.model)
+
+    def _pruned(self, group, level, scores):
+        idxs = channels_to_remove(scores, level)
+        return apply_plan(copy.deepcopy(self.model), self.graph.plan(group, idxs))
+
+    def rows(self, group, levels, baseline, progress=None):
+        """One CSV row per level for one group, computed as cheaply as the model allows."""
+        scores = group_scores(self.model, group, self.criterion, self.ranks)
+        cut = inputs = flipped = None
+        if self.splitter is not None:
+            cut = self.splitter.cut_before({name for name, _, _ in self.graph.plan(group, [0])})
+        if cut is not None:
+            prefix = self.splitter.prefix(self.model, cut)
+            inputs = self.evaluator.forward(prefix)
+            if self.evaluator.flip:
+                flipped = self.evaluator.forward(prefix, flip=True)
+        for level in levels:
+            if level == 0.0:
+                metric, model = baseline, self.model
+            else:
+                model = self._pruned(group, level, scores)
+                runner = model if cut is None else self.splitter.suffix(model, cut)
+                metric = self.evaluator(runner, inputs, flipped)["headline"] if cut else \
+                    self.evaluator(model)["headline"]
+            yield {"parameter": group.param, "sparsity": level_text(level), "top1": repr(float(metric)),
+                   "top5": "0", "loss": "0", "macs": str(count_macs(model, self.input_size)),
+                   "params": str(count_params(model))}
+            if progress is not None:
+                progress.update()
+
+
+# ------------------------------------------------------------------------------------------ CSV
+def read_rows(path):
+    """Finished rows of an interrupted run; a torn last line (killed mid-write) is ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: sensitivity CSV not found")
+    text = path.read_text()
+    complete = text if text.endswith("\n") else text[:text.rfind("\n") + 1]
+    rows = list(csv.DictReader(complete.splitlines()))
+    if rows and not set(CSV_COLUMNS[:5]) <= set(rows[0]):
+        raise UserError(f"{path}: not a sensitivity CSV (needs columns {','.join(CSV_COLUMNS[:5])})")
+    return complete, [r for r in rows if None not in r.values()]
+
+
+class RowWriter:
+    """Appends each finished row and flushes it to disk, so that a killed run can be resumed."""
+
+    def __init__(self, path, existing_text=""):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "w", newline="")
+        except OSError as e:
+            raise UserError(f"{self.path}: cannot write ({e.strerror})") from None
+        self.file.write(existing_text or ",".join(CSV_COLUMNS) + "\n")
+        self.writer = csv.DictWriter(self.file, CSV_COLUMNS, extrasaction="ignore")
+
+    def write(self, row):
+        self.writer.writerow(row)
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def close(self):
+        self.file.close()
+
+
+def distributed_context(device):
+    """(rank, world size) under torchrun, after joining the process group; (0, 1) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
+    return dist.get_rank(), world
+
+
+def run_sensitivity(args, loaded, evaluator, ranks=None):
+    levels = parse_levels(args.sparsities)
+    rank, world = distributed_context(args.device)
+    criterion = "fpgm" if args.fpgm else "hrank" if args.hrank else "l1"
+    analysis = SensitivityAnalysis(loaded.model, loaded.input_size, evaluator, criterion, ranks, args.sa_naive)
+    csv_path = Path(args.resume) if args.resume else \
+        Path(args.sensitivity_csv_path) / f"sensitivity_{Path(loaded.arch).stem}_{time_stamp()}.csv"
+    if world > 1:  # everyone agrees on rank 0's file name
+        holder = [str(csv_path)]
+        dist.broadcast_object_list(holder, 0)
+        csv_path = Path(holder[0])
+    if csv_path.exists() and not args.resume:
+        raise UserError(f"{csv_path}: already exists (use --resume {csv_path} to continue it)")
+    existing_text, done = read_rows(csv_path) if args.resume else ("", [])
+    finished = {(r["parameter"], r["sparsity"]) for r in done}
+    mine = [g for i, g in enumerate(analysis.graph.groups) if i % world == rank]
+    todo = [g for g in mine if any((g.param, level_text(v)) not in finished for v in levels)]
+    print(f"sensitivity analysis: {len(analysis.graph.groups)} layers x {len(levels)} levels, criterion "
+          f"{criterion}, {'naive' if args.sa_naive else 'fast'} path" + (f", shard {rank + 1}/{world}" if world > 1 else ""))
+    baseline = analysis.baseline()["headline"]
+    print(f"baseline {evaluator.data_source} {baseline:.4f}")
+    part = csv_path if world == 1 else csv_path.with_name(f"{csv_path.name}.part{rank}")
+    writer = RowWriter(part, existing_text if world == 1 else "")
+    total = sum(1 for g in todo for v in levels if (g.param, level_text(v)) not in finished)
+    with tqdm(total=total, desc="sensitivity", unit="level", disable=rank != 0) as bar:
+        for group in todo:
+            left = [v for v in levels if (group.param, level_text(v)) not in finished]
+            for row in analysis.rows(group, left, baseline, bar):
+                writer.write(row)
+    writer.close()
+    if world > 1:
+        dist.barrier()
+        if rank == 0:
+            merge_shards(csv_path, world, existing_text, [g.param for g in analysis.graph.groups], levels)
+        dist.barrier()
+    print(f"sensitivity CSV: {csv_path}")
+    return {"csv": str(csv_path), "baseline": baseline, "layers": len(analysis.graph.groups), "levels": levels}
+
+
+def merge_shards(csv_path, world, existing_text, order, levels):
+    rows = read_rows(csv_path)[1] if existing_text else []
+    for r in range(world):
+        part = csv_path.with_name(f"{csv_path.name}.part{r}")
+        rows += read_rows(part)[1]
+        part.unlink()
+    position = {p: i for i, p in enumerate(order)}
+    rows.sort(key=lambda row: (position[row["parameter"]], float(row["sparsity"])))
+    writer = RowWriter(csv_path)
+    for row in rows:
+        writer.write(row)
+    writer.close()

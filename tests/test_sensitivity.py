@@ -1,0 +1,73 @@
+"""Sensitivity analysis: the fast path writes exactly the naive path's CSV; torchrun with 2 processes writes
+the same CSV as one; a resumed run equals an uninterrupted one."""
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sensitivity_analysis import level_text, parse_levels
+from tests.cli import ORL, ROOT, SFACE, run_cli, subset_pairs
+
+LEVELS = "0.0,0.5"
+
+
+def sa_args(pairs, out, *extra):
+    return ["--mode", "sa", "--model", "sface", "--best_model_path", SFACE, "--test_root_path", ORL,
+            "--img_list_label_path", pairs, "--sparsities", LEVELS, "--sensitivity_csv_path", out,
+            "--device", "cpu", "--test_batch_size", "16", *extra]
+
+
+def only_csv(folder):
+    files = list(folder.glob("*.csv"))
+    assert len(files) == 1, files
+    return files[0].read_text()
+
+
+@pytest.fixture(scope="module")
+def fast_csv(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sa")
+    pairs = subset_pairs(tmp, 24)
+    run_cli(*sa_args(pairs, tmp / "fast"))
+    return pairs, only_csv(tmp / "fast")
+
+
+def test_csv_format(fast_csv):
+    rows = list(csv.DictReader(fast_csv[1].splitlines()))
+    assert fast_csv[1].splitlines()[0].startswith("parameter,sparsity,top1,top5,loss")
+    assert len(rows) == 14 * 2 and rows[0]["parameter"] == "body.conv_1.conv.weight"
+    assert {r["sparsity"] for r in rows} == {"0.0", "0.5"}
+    baseline = {r["top1"] for r in rows if r["sparsity"] == "0.0"}
+    assert len(baseline) == 1  # level 0.0 is the same baseline for every layer
+    assert int(rows[1]["macs"]) < int(rows[0]["macs"])
+
+
+def test_fast_path_equals_naive_path(fast_csv, tmp_path):
+    pairs, fast = fast_csv
+    run_cli(*sa_args(pairs, tmp_path / "naive", "--sa_naive"))
+    assert only_csv(tmp_path / "naive") == fast
+
+
+def test_torchrun_two_processes_write_the_same_csv(fast_csv, tmp_path):
+    pairs, fast = fast_csv
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29531", str(ROOT / "main.py"), *map(str, sa_args(pairs, tmp_path))],
+                          cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert only_csv(tmp_path) == fast
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_resume_after_kill_gives_the_same_csv(fast_csv, tmp_path):
+    pairs, fast = fast_csv
+    lines = fast.splitlines(keepends=True)
+    partial = tmp_path / "partial.csv"
+    partial.write_text("".join(lines[:9]) + lines[9][:12])  # killed in the middle of writing a row
+    run_cli(*sa_args(pairs, tmp_path, "--resume", partial))
+    assert partial.read_text() == fast
+
+
+def test_levels_are_clean():
+    assert [level_text(v) for v in parse_levels("0.0,0.1,0.2,0.30000000000000004")] == ["0.0", "0.1", "0.2", "0.3"]
