@@ -53,18 +53,20 @@ class IResNet(nn.Module):
 
 
 SIZES = ((112, 112), (144, 122))
+# The original scheduled each block's first conv (the block's inner width), not the residual stages.
+BLOCK_CONV1 = r"layer\d+\.\d+\.conv1\.weight"
 
 
-@register_model("resnet34", InputSpec((112, 112)), input_sizes=SIZES)
+@register_model("resnet34", InputSpec((112, 112)), input_sizes=SIZES, schedule_layers=BLOCK_CONV1)
 def resnet34(input_size=(112, 112), embedding_size=512):
     return IResNet((3, 4, 6, 3), embedding_size, input_size)
 
 
-@register_model("resnet50", InputSpec((112, 112)), input_sizes=SIZES)
+@register_model("resnet50", InputSpec((112, 112)), input_sizes=SIZES, schedule_layers=BLOCK_CONV1)
 def resnet50(input_size=(112, 112), embedding_size=512):
     return IResNet((3, 4, 14, 3), embedding_size, input_size)
 
 
-@register_model("resnet100", InputSpec((112, 112)), input_sizes=SIZES)
+@register_model("resnet100", InputSpec((112, 112)), input_sizes=SIZES, schedule_layers=BLOCK_CONV1)
 def resnet100(input_size=(112, 112), embedding_size=512):
     return IResNet((3, 13, 30, 3), embedding_size, input_size)

@@ -60,11 +60,18 @@ class MobileFaceNet(nn.Module):
         return self.bn(self.linear(self.flatten(x)))
 
 
-@register_model("mobilefacenet", InputSpec((112, 112)), input_sizes=((144, 122),))
+# The original scheduled only the expansion convs (with their depthwise partners): never the stem, the
+# project convs (residual widths) or the two head convs.
+EXPANSION_ONLY = r".*\.conv\.conv\.weight"
+
+
+@register_model("mobilefacenet", InputSpec((112, 112)), input_sizes=((144, 122),),
+                schedule_layers=EXPANSION_ONLY)
 def mobilefacenet(input_size=(112, 112), embedding_size=512):
     return MobileFaceNet(embedding_size, input_size)
 
 
-@register_model("mobilefacenet_y2", InputSpec((112, 112)), input_sizes=((144, 122),))
+@register_model("mobilefacenet_y2", InputSpec((112, 112)), input_sizes=((144, 122),),
+                schedule_layers=EXPANSION_ONLY)
 def mobilefacenet_y2(input_size=(112, 112), embedding_size=512):
     return MobileFaceNet(embedding_size, input_size, blocks=(2, 8, 16, 4), y2=True)

@@ -30,6 +30,8 @@ class ModelEntry:
     embedding_size: int = 512
     task: str = "verification"          # or "classification" (logits, e.g. liveness)
     input_sizes: tuple = field(default_factory=tuple)  # other sizes the family supports
+    # Which prunable layers auto_make_yaml schedules by default (the original's per-family choice).
+    schedule_layers: str = r".*"
 
     def build(self, input_size=None, embedding_size=None):
         return self.factory(input_size=tuple(input_size or self.spec.size),
@@ -40,9 +42,9 @@ _REGISTRY: dict = {}
 
 
 def register_model(name, spec: InputSpec = InputSpec(), embedding_size=512, task="verification",
-                   input_sizes=()):
+                   input_sizes=(), schedule_layers=r".*"):
     def wrap(factory):
-        _REGISTRY[name] = ModelEntry(name, factory, spec, embedding_size, task, tuple(input_sizes))
+        _REGISTRY[name] = ModelEntry(name, factory, spec, embedding_size, task, tuple(input_sizes), schedule_layers)
         return factory
     return wrap
 

@@ -1,0 +1,48 @@
+"""Sensitivity curves read from Distiller's CSV: {layer: {level: metric}}, plus MAC/param counts."""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from commen_utils.errors import UserError
+
+REQUIRED = ["parameter", "sparsity", "top1"]
+
+
+@dataclass
+class Curves:
+    accuracy: dict                                  # {layer: {level: top1}}
+    macs: dict = field(default_factory=dict)        # {layer: {level: MACs of the whole model}}
+    params: dict = field(default_factory=dict)
+
+    @property
+    def layers(self):
+        return list(self.accuracy)
+
+    @property
+    def baseline(self):
+        return next(iter(self.accuracy.values())).get(0.0)
+
+
+def read_curves(path) -> Curves:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: sensitivity CSV not found")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a CSV ({str(e).splitlines()[0]})") from None
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)} (Distiller's header is "
+                        "parameter,sparsity,top1,top5,loss)")
+    if table.empty:
+        raise UserError(f"{path}: no rows")
+    table["sparsity"] = table["sparsity"].astype(float).round(6)
+    curves = Curves({})
+    for layer, rows in table.groupby("parameter", sort=False):
+        curves.accuracy[layer] = dict(zip(rows["sparsity"], rows["top1"].astype(float)))
+        for column, target in (("macs", curves.macs), ("params", curves.params)):
+            if column in table.columns:
+                target[layer] = dict(zip(rows["sparsity"], rows[column].astype(float)))
+    return curves

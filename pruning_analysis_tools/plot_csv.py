@@ -1,0 +1,64 @@
+"""Sensitivity CSV -> PNG curves: one line per layer, every layer drawn (the original dropped the last
+ones), at most --per_figure lines a figure so that the legend stays readable."""
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from commen_utils.atomic import atomic_path  # noqa: E402
+from commen_utils.errors import UserError  # noqa: E402
+from pruning_analysis_tools.curves import read_curves  # noqa: E402
+
+
+def plot_curves(curves, out_dir, per_figure=8, title="Pruning sensitivity"):
+    layers = curves.layers
+    out_dir = Path(out_dir)
+    paths = []
+    for start in range(0, len(layers), per_figure):
+        chunk = layers[start:start + per_figure]
+        fig, ax = plt.subplots(figsize=(9, 6))
+        for layer in chunk:
+            levels = sorted(curves.accuracy[layer])
+            ax.plot(levels, [curves.accuracy[layer][v] for v in levels], marker="o", linewidth=2,
+                    label=layer.removesuffix(".weight"))
+        if curves.baseline is not None:
+            ax.axhline(curves.baseline, color="grey", linestyle="--", linewidth=1, label="baseline")
+        ax.set_xlabel("fraction of filters removed")
+        ax.set_ylabel("top1 (headline metric)")
+        ax.set_title(f"{title}: layers {start + 1}-{start + len(chunk)} of {len(layers)}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower left", fontsize=9)
+        fig.tight_layout()
+        path = out_dir / f"sensitivity_{start + 1:03d}-{start + len(chunk):03d}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--csv", required=True)
+    p.add_argument("--output_dir", default="work_space/sensitivity_data/plots")
+    p.add_argument("--per_figure", type=int, default=8)
+    args = p.parse_args(argv)
+    try:
+        paths = plot_curves(read_curves(args.csv), args.output_dir, args.per_figure)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(map(str, paths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Schedules (original rule, budget mode, hand-edited YAML) and --mode prune end to end on SFace."""
+import pytest
+
+from commen_utils.errors import UserError
+from commen_utils.schedule import read_schedule, write_schedule
+from pruning_analysis_tools.auto_make_yaml import budget_schedule, original_rule
+from pruning_analysis_tools.curves import Curves
+from pruning_analysis_tools.plot_csv import plot_curves
+from tests.cli import ORL, SFACE, one_line_error, read_json, run_cli, subset_pairs
+
+
+def test_original_rule_closest_then_rightmost():
+    curve = {0.0: 0.98, 0.1: 0.97, 0.2: 0.95, 0.3: 0.96, 0.4: 0.90, 0.5: 0.955}
+    assert original_rule(curve, 0.95) == 0.5   # closest 0.2 (0.95); 0.3 and 0.5 score at least as well
+    assert original_rule(curve, 0.99) == 0.1   # never 0.0
+
+
+def test_budget_spares_the_fragile_layer():
+    curves = Curves(accuracy={"a": {0.0: 0.9, 0.5: 0.5}, "b": {0.0: 0.9, 0.5: 0.89}},
+                    macs={"a": {0.0: 100, 0.5: 75}, "b": {0.0: 100, 0.5: 75}})
+    counts = lambda r: {"macs": 100 - 25 * sum(v > 0 for v in r.values())}  # noqa: E731
+    chosen, reached = budget_schedule(curves, ["a", "b"], {"macs": 0.8}, lambda r: {**counts(r), "params": 1})
+    assert chosen == {"a": 0.0, "b": 0.5} and reached["macs"] == 0.75
+
+
+def test_schedule_round_trip_and_validation(tmp_path):
+    path = write_schedule(tmp_path / "s.yaml", {"x.weight": 0.3, "y.weight": 0.55}, (144, 122), ["hello"])
+    assert read_schedule(path) == {"x.weight": 0.3, "y.weight": 0.55}
+    assert "dataset: 144x122" in path.read_text()
+    (tmp_path / "bad.yaml").write_text("version: 1\npruners:\n  p: {desired_sparsity: 1.0, weights: [x.weight]}\n")
+    with pytest.raises(UserError, match=r"desired_sparsity 1.0 is outside \[0, 1\)"):
+        read_schedule(tmp_path / "bad.yaml")
+    (tmp_path / "notyaml.yaml").write_text("pruners: [\n  : :\n")
+    with pytest.raises(UserError, match="notyaml.yaml:.*not valid YAML"):
+        read_schedule(tmp_path / "notyaml.yaml")
+
+
+def test_plot_draws_every_layer(tmp_path):
+    curves = Curves({f"l{i}.weight": {0.0: 0.9, 0.5: 0.8 - i / 100} for i in range(11)})
+    paths = plot_curves(curves, tmp_path, per_figure=4)
+    assert [p.name for p in paths] == ["sensitivity_001-004.png", "sensitivity_005-008.png",
+                                       "sensitivity_009-011.png"]
+
+
+def test_prune_mode_saves_a_reloadable_checkpoint(tmp_path):
+    pairs = subset_pairs(tmp_path, 40)
+    schedule = write_schedule(tmp_path / "s.yaml", {"body.conv_3.conv.weight": 0.5,
+                                                    "body.conv_12.conv.weight": 0.25}, (112, 112))
+    common = ["--test_root_path", ORL, "--img_list_label_path", pairs, "--device", "cpu"]
+    run_cli("--mode", "prune", "--model", "sface", "--best_model_path", SFACE, "--yaml_path", schedule,
+            "--save_model_pt", "--pruned_save_model_path", tmp_path, "--layers_out_path", tmp_path / "out.txt",
+            "--bn_recalibrate", "16", "--result_json", tmp_path / "prune.json", *common)
+    result = read_json(tmp_path / "prune.json")
+    assert result["macs_after"] < result["macs_before"] and result["params_after"] < result["params_before"]
+    assert result["keep"]["body.conv_3.conv"] == 64 and result["keep"]["body.conv_4_dw.conv"] == 64
+    assert result["keep"]["body.conv_12.conv"] == 384 and result["bn_recalibration_images"] == 16
+    assert (tmp_path / "out.txt").read_text().startswith("[32, 32, 64, 64, 64, 64, 128,")
+    run_cli("--mode", "test", "--best_model_path", tmp_path / "model_sface.pt", "--result_json",
+            tmp_path / "test.json", "--roc_png", tmp_path / "roc.png", *common)
+    assert read_json(tmp_path / "test.json")["accuracy"] == pytest.approx(result["accuracy_after"])
+
+
+def test_prune_rejects_unknown_layer(tmp_path):
+    schedule = write_schedule(tmp_path / "s.yaml", {"body.nope.weight": 0.5}, (112, 112))
+    line = one_line_error(run_cli("--mode", "prune", "--model", "sface", "--yaml_path", schedule, "--device", "cpu",
+                                  "--test_root_path", ORL, "--img_list_label_path", subset_pairs(tmp_path, 10),
+                                  check=False))
+    assert "body.nope.weight: not a prunable layer" in line
