@@ -48,7 +48,7 @@ def build_parser():
     g.add_argument("--pixel_std", type=float, help="override, see --pixel_mean")
     g.add_argument("--roc_png", help="test: where to draw the ROC curve (default work_space/report/...)")
 
-    g = p.add_argument_group("channel ranking (sa, prune)")
+    g = p.add_argument_group("channel ranking and BN statistics (sa, prune)")
     g.add_argument("--fpgm", action="store_true", help="rank filters by distance to the geometric median")
     g.add_argument("--hrank", action="store_true", help="rank channels by average feature-map rank")
     g.add_argument("--hrank_batches", type=int, default=4, help="batches of images for HRank ranks")
@@ -61,16 +61,18 @@ def build_parser():
     g.add_argument("--sa_naive", action="store_true", help="re-run the whole model for every level (reference)")
     g.add_argument("--resume", help="continue an interrupted analysis from its CSV")
 
+    g.add_argument("--bn_recalibrate", type=int, default=0, metavar="N",
+                   help="re-estimate BN statistics on N training images after thinning (sa: adaptive-BN "
+                        "evaluation of every level)")
+    g.add_argument("--train_data_path", default="data/train_data/orl_s1-20",
+                   help="ImageFolder of identities, for BN re-estimation (never the test pairs)")
+
     g = p.add_argument_group("prune")
     g.add_argument("--yaml_path", default="yaml_file/auto_yaml.yaml", help="Distiller schedule to apply")
     g.add_argument("--save_model_pt", action="store_true", help="save the pruned checkpoint")
     g.add_argument("--pruned_save_model_path", default="work_space/pruned_model", help="checkpoint folder")
     g.add_argument("--layers_out_path", default="work_space/layers_out/out.txt", help="where the keep list goes")
     g.add_argument("--round_to", type=int, default=1, help="round kept widths to a multiple of this")
-    g.add_argument("--bn_recalibrate", type=int, default=0, metavar="N",
-                   help="re-estimate BN statistics on N training images after thinning")
-    g.add_argument("--train_data_path", default="data/train_data/orl_s1-20",
-                   help="ImageFolder of identities (BN recalibration)")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     return p
 
@@ -101,12 +103,12 @@ def run(args):
     from test_module.runner import evaluator_from_args
     evaluator = evaluator_from_args(args, loaded.spec, cache_images=True, progress=args.mode != "sa")
     ranks = hrank_ranks_for(args, loaded, evaluator) if args.hrank else None
-    if args.mode == "sa":
-        from sensitivity_analysis import run_sensitivity
-        return run_sensitivity(args, loaded, evaluator, ranks)
-    from pruning import run_prune
     from dataloader import sample_images
     images = sample_images(args.train_data_path, loaded.spec, args.bn_recalibrate) if args.bn_recalibrate else None
+    if args.mode == "sa":
+        from sensitivity_analysis import run_sensitivity
+        return run_sensitivity(args, loaded, evaluator, ranks, images)
+    from pruning import run_prune
     return run_prune(args, loaded, evaluator, images, ranks)
 
 

@@ -199,22 +199,42 @@ def load_or_compute_ranks(model, loaded_arch, graph, evaluator, batches, rank_pa
 
 # ---------------------------------------------------------------- BN recalibration (adaptive BN)
 @torch.no_grad()
-def recalibrate_bn(model, images, batch_size=32):
-    """Re-estimate every BatchNorm's running statistics on `images` (no training, no labels)."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, m.training) for m in norms]
-    model.eval()
+def recalibrate_bn(model, inputs, batch_size=32, norms=None):
+    """Re-estimate BatchNorm running statistics on `inputs` (no training, no labels). `model` may be any
+    callable over the inputs (e.g. the part of a network after a cached cut); `norms` limits which BNs
+    are re-estimated (default: all of them)."""
+    if norms is None:
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if hasattr(model, "eval"):
+        model.eval()
+    saved = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over all batches
         m.train()
-    device = next(model.parameters()).device
-    for start in range(0, len(images), batch_size):
-        model(images[start:start + batch_size].to(device))
-    for m, (momentum, _) in zip(norms, saved):
+    device = inputs.device if not norms else norms[0].running_mean.device
+    for start in range(0, len(inputs), batch_size):
+        model(inputs[start:start + batch_size].to(device))
+    for m, momentum in zip(norms, saved):
         m.momentum = momentum
         m.eval()
     return model
+
+
+def call_order(model, input_size):
+    """Module names in the order a forward pass first calls them."""
+    order, handles = [], []
+    for name, module in model.named_modules():
+        if name:
+            handles.append(module.register_forward_pre_hook(lambda m, _, name=name: order.append(name)))
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, *input_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    return list(dict.fromkeys(order))
 
 
 def summarize(loaded):

@@ -20,9 +20,9 @@ from commen_utils.errors import UserError
 from commen_utils.graph_split import GraphSplitter
 from commen_utils.model_stats import count_macs, count_params
 from commen_utils.timestamp import time_stamp
-from pruning import ChannelGraph, apply_plan, channels_to_remove, group_scores
+from pruning import ChannelGraph, apply_plan, call_order, channels_to_remove, group_scores, recalibrate_bn
 
-CSV_COLUMNS = ["parameter", "sparsity", "top1", "top5", "loss", "macs", "params"]
+CSV_COLUMNS = ["parameter", "sparsity", "top1", "top5", "loss", "macs", "params", "bn_recalibration"]
 DEFAULT_LEVELS = "0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
 
 
@@ -41,10 +41,13 @@ def level_text(level):
 
 
 class SensitivityAnalysis:
-    def __init__(self, model, input_size, evaluator, criterion="l1", ranks=None, naive=False):
+    def __init__(self, model, input_size, evaluator, criterion="l1", ranks=None, naive=False, calibration=None):
+        """calibration: training images for adaptive-BN evaluation (EagleEye): after pruning, the statistics
+        of every BN from the pruned group on are re-estimated on them before the pair list is scored."""
         self.model, self.input_size, self.evaluator = model.eval(), tuple(input_size), evaluator
-        self.criterion, self.ranks, self.naive = criterion, ranks, naive
+        self.criterion, self.ranks, self.naive, self.calibration = criterion, ranks, naive, calibration
         self.graph = ChannelGraph(model, input_size)
+        self.position = {name: i for i, name in enumerate(call_order(model, input_size))}
         self.splitter = None
         if not naive:
             try:
@@ -60,10 +63,17 @@ class SensitivityAnalysis:
         idxs = channels_to_remove(scores, level)
         return apply_plan(copy.deepcopy(self.model), self.graph.plan(group, idxs))
 
+    def _norms_from(self, model, group):
+        """BNs called at or after the group's first member: the ones whose inputs pruning changes."""
+        first = min(self.position[name] for name, _, _ in self.graph.plan(group, [0]) if name in self.position)
+        return [m for name, m in model.named_modules()
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and self.position.get(name, -1) >= first]
+
     def rows(self, group, levels, baseline, progress=None):
         """One CSV row per level for one group, computed as cheaply as the model allows."""
         scores = group_scores(self.model, group, self.criterion, self.ranks)
         cut = inputs = flipped = None
+        calibration = self.calibration
         if self.splitter is not None:
             cut = self.splitter.cut_before({name for name, _, _ in self.graph.plan(group, [0])})
         if cut is not None:
@@ -71,17 +81,21 @@ class SensitivityAnalysis:
             inputs = self.evaluator.forward(prefix)
             if self.evaluator.flip:
                 flipped = self.evaluator.forward(prefix, flip=True)
+            if calibration is not None:
+                calibration = self.evaluator.forward(prefix, inputs=calibration)
         for level in levels:
             if level == 0.0:
                 metric, model = baseline, self.model
             else:
                 model = self._pruned(group, level, scores)
                 runner = model if cut is None else self.splitter.suffix(model, cut)
-                metric = self.evaluator(runner, inputs, flipped)["headline"] if cut else \
-                    self.evaluator(model)["headline"]
+                if calibration is not None:
+                    recalibrate_bn(runner, calibration, self.evaluator.batch_size, self._norms_from(model, group))
+                metric = self.evaluator(runner, inputs, flipped)["headline"]
             yield {"parameter": group.param, "sparsity": level_text(level), "top1": repr(float(metric)),
                    "top5": "0", "loss": "0", "macs": str(count_macs(model, self.input_size)),
-                   "params": str(count_params(model))}
+                   "params": str(count_params(model)),
+                   "bn_recalibration": str(0 if self.calibration is None else len(self.calibration))}
             if progress is not None:
                 progress.update()
 
@@ -132,11 +146,12 @@ def distributed_context(device):
     return dist.get_rank(), world
 
 
-def run_sensitivity(args, loaded, evaluator, ranks=None):
+def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
     levels = parse_levels(args.sparsities)
     rank, world = distributed_context(args.device)
     criterion = "fpgm" if args.fpgm else "hrank" if args.hrank else "l1"
-    analysis = SensitivityAnalysis(loaded.model, loaded.input_size, evaluator, criterion, ranks, args.sa_naive)
+    analysis = SensitivityAnalysis(loaded.model, loaded.input_size, evaluator, criterion, ranks, args.sa_naive,
+                                   calibration)
     csv_path = Path(args.resume) if args.resume else \
         Path(args.sensitivity_csv_path) / f"sensitivity_{Path(loaded.arch).stem}_{time_stamp()}.csv"
     if world > 1:  # everyone agrees on rank 0's file name
@@ -150,7 +165,8 @@ def run_sensitivity(args, loaded, evaluator, ranks=None):
     mine = [g for i, g in enumerate(analysis.graph.groups) if i % world == rank]
     todo = [g for g in mine if any((g.param, level_text(v)) not in finished for v in levels)]
     print(f"sensitivity analysis: {len(analysis.graph.groups)} layers x {len(levels)} levels, criterion "
-          f"{criterion}, {'naive' if args.sa_naive else 'fast'} path" + (f", shard {rank + 1}/{world}" if world > 1 else ""))
+          f"{criterion}, {'naive' if args.sa_naive else 'fast'} path"
+          + (f", BN statistics re-estimated on {len(calibration)} training images" if calibration is not None else "") + (f", shard {rank + 1}/{world}" if world > 1 else ""))
     baseline = analysis.baseline()["headline"]
     print(f"baseline {evaluator.data_source} {baseline:.4f}")
     part = csv_path if world == 1 else csv_path.with_name(f"{csv_path.name}.part{rank}")

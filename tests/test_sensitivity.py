@@ -71,3 +71,14 @@ def test_resume_after_kill_gives_the_same_csv(fast_csv, tmp_path):
 
 def test_levels_are_clean():
     assert [level_text(v) for v in parse_levels("0.0,0.1,0.2,0.30000000000000004")] == ["0.0", "0.1", "0.2", "0.3"]
+
+
+def test_adaptive_bn_fast_path_equals_naive_path(tmp_path):
+    pairs = subset_pairs(tmp_path, 16)
+    extra = ["--bn_recalibrate", "8", "--sparsities", "0.0,0.6"]
+    run_cli(*sa_args(pairs, tmp_path / "fast", *extra))
+    run_cli(*sa_args(pairs, tmp_path / "naive", "--sa_naive", *extra))
+    fast = only_csv(tmp_path / "fast")
+    assert fast == only_csv(tmp_path / "naive")
+    rows = list(csv.DictReader(fast.splitlines()))
+    assert {r["bn_recalibration"] for r in rows} == {"8"}
