@@ -17,12 +17,12 @@ RUN=work_space/demo/$(date +%Y-%m-%d-%H-%M-%S)
 mkdir -p "$RUN"
 COMMON=(--model $MODEL --test_root_path $TEST_ROOT --data_source lfw --device cpu --target_fpr 1e-2 1e-3)
 
-echo "== demo sizes: SA on $(wc -l < $SA_PAIRS) pairs at levels $LEVELS; budget ${TARGET_MACS}x MACs;" \
+echo "== demo sizes: SA (adaptive BN) on $(wc -l < $SA_PAIRS) pairs at levels $LEVELS; budget ${TARGET_MACS}x MACs;" \
      "BN statistics from $BN_IMAGES training images; final test on $(wc -l < $PAIRS) pairs. Outputs: $RUN"
 
 echo "== 1/4 sensitivity analysis"
 $PY main.py --mode sa "${COMMON[@]}" --best_model_path $CHECKPOINT --img_list_label_path $SA_PAIRS \
-    --sparsities $LEVELS --sensitivity_csv_path "$RUN" --test_batch_size 16
+    --sparsities $LEVELS --sensitivity_csv_path "$RUN" --test_batch_size 16 --bn_recalibrate $BN_IMAGES
 CSV=$(ls "$RUN"/sensitivity_${MODEL}_*.csv)
 $PY pruning_analysis_tools/plot_csv.py --csv "$CSV" --output_dir "$RUN/plots"
 

@@ -22,7 +22,10 @@ from commen_utils.model_stats import count_macs, count_params
 from commen_utils.timestamp import time_stamp
 from pruning import ChannelGraph, apply_plan, call_order, channels_to_remove, group_scores, recalibrate_bn
 
-CSV_COLUMNS = ["parameter", "sparsity", "top1", "top5", "loss", "macs", "params", "bn_recalibration"]
+# Distiller's five columns, then ours: the pruned model's size, the mean cosine between its outputs and the
+# unpruned model's (a smooth, low-noise measure of damage that the budget search uses), and how many
+# training images re-estimated BN statistics (0: none).
+CSV_COLUMNS = ["parameter", "sparsity", "top1", "top5", "loss", "macs", "params", "cosine", "bn_recalibration"]
 DEFAULT_LEVELS = "0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
 
 
@@ -57,7 +60,9 @@ class SensitivityAnalysis:
                       "whole model", file=sys.stderr)
 
     def baseline(self):
-        return self.evaluator(self.model)
+        """(headline metric, outputs) of the unpruned model."""
+        outputs = self.evaluator.outputs(self.model)
+        return self.evaluator.score(outputs)["headline"], outputs
 
     def _pruned(self, group, level, scores):
         idxs = channels_to_remove(scores, level)
@@ -83,18 +88,21 @@ class SensitivityAnalysis:
                 flipped = self.evaluator.forward(prefix, flip=True)
             if calibration is not None:
                 calibration = self.evaluator.forward(prefix, inputs=calibration)
+        reference = baseline[1]
         for level in levels:
             if level == 0.0:
-                metric, model = baseline, self.model
+                metric, model, outputs = baseline[0], self.model, reference
             else:
                 model = self._pruned(group, level, scores)
                 runner = model if cut is None else self.splitter.suffix(model, cut)
                 if calibration is not None:
                     recalibrate_bn(runner, calibration, self.evaluator.batch_size, self._norms_from(model, group))
-                metric = self.evaluator(runner, inputs, flipped)["headline"]
+                outputs = self.evaluator.outputs(runner, inputs, flipped)
+                metric = self.evaluator.score(outputs)["headline"]
+            cosine = torch.nn.functional.cosine_similarity(outputs, reference, dim=1).mean().item()
             yield {"parameter": group.param, "sparsity": level_text(level), "top1": repr(float(metric)),
                    "top5": "0", "loss": "0", "macs": str(count_macs(model, self.input_size)),
-                   "params": str(count_params(model)),
+                   "params": str(count_params(model)), "cosine": repr(round(cosine, 7)),
                    "bn_recalibration": str(0 if self.calibration is None else len(self.calibration))}
             if progress is not None:
                 progress.update()
@@ -167,8 +175,8 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
     print(f"sensitivity analysis: {len(analysis.graph.groups)} layers x {len(levels)} levels, criterion "
           f"{criterion}, {'naive' if args.sa_naive else 'fast'} path"
           + (f", BN statistics re-estimated on {len(calibration)} training images" if calibration is not None else "") + (f", shard {rank + 1}/{world}" if world > 1 else ""))
-    baseline = analysis.baseline()["headline"]
-    print(f"baseline {evaluator.data_source} {baseline:.4f}")
+    baseline = analysis.baseline()
+    print(f"baseline {evaluator.data_source} {baseline[0]:.4f}")
     part = csv_path if world == 1 else csv_path.with_name(f"{csv_path.name}.part{rank}")
     writer = RowWriter(part, existing_text if world == 1 else "")
     total = sum(1 for g in todo for v in levels if (g.param, level_text(v)) not in finished)
@@ -184,7 +192,7 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
             merge_shards(csv_path, world, existing_text, [g.param for g in analysis.graph.groups], levels)
         dist.barrier()
     print(f"sensitivity CSV: {csv_path}")
-    return {"csv": str(csv_path), "baseline": baseline, "layers": len(analysis.graph.groups), "levels": levels}
+    return {"csv": str(csv_path), "baseline": baseline[0], "layers": len(analysis.graph.groups), "levels": levels}
 
 
 def merge_shards(csv_path, world, existing_text, order, levels):

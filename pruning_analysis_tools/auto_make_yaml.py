@@ -55,8 +55,7 @@ def budget_schedule(curves, layers, targets: dict, counts):
     for k in targets:
         if not tables[k]:
             raise UserError(f"the CSV has no '{k}' column: budget mode needs a CSV written by this tool")
-    baseline = curves.baseline
-    loss = {layer: {v: max(0.0, baseline - a) for v, a in curves.accuracy[layer].items()} for layer in layers}
+    loss = {layer: curves.damage(layer) for layer in layers}
     saving = {layer: {v: sum((tables[k][layer][0.0] - tables[k][layer][v]) / goal[k] for k in targets)
                       for v in curves.accuracy[layer]} for layer in layers}
     chosen = {layer: 0.0 for layer in layers}

@@ -14,6 +14,7 @@ class Curves:
     accuracy: dict                                  # {layer: {level: top1}}
     macs: dict = field(default_factory=dict)        # {layer: {level: MACs of the whole model}}
     params: dict = field(default_factory=dict)
+    cosine: dict = field(default_factory=dict)      # {layer: {level: mean cosine to the unpruned outputs}}
 
     @property
     def layers(self):
@@ -22,6 +23,14 @@ class Curves:
     @property
     def baseline(self):
         return next(iter(self.accuracy.values())).get(0.0)
+
+    def damage(self, layer):
+        """{level: predicted damage} of one layer: 1 - cosine to the unpruned outputs where the CSV has it
+        (smooth, and it does not saturate the way a 10-fold accuracy on a few thousand pairs does), else
+        the metric lost."""
+        if self.cosine:
+            return {v: 1.0 - c for v, c in self.cosine[layer].items()}
+        return {v: max(0.0, self.baseline - a) for v, a in self.accuracy[layer].items()}
 
 
 def read_curves(path) -> Curves:
@@ -42,7 +51,7 @@ def read_curves(path) -> Curves:
     curves = Curves({})
     for layer, rows in table.groupby("parameter", sort=False):
         curves.accuracy[layer] = dict(zip(rows["sparsity"], rows["top1"].astype(float)))
-        for column, target in (("macs", curves.macs), ("params", curves.params)):
+        for column, target in (("macs", curves.macs), ("params", curves.params), ("cosine", curves.cosine)):
             if column in table.columns:
                 target[layer] = dict(zip(rows["sparsity"], rows[column].astype(float)))
     return curves

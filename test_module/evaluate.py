@@ -57,10 +57,14 @@ class Evaluator:
             out = F.normalize(out, dim=1) + F.normalize(self.forward(model, flipped_inputs, flip=True), dim=1)
         return F.normalize(out, dim=1)
 
-    def __call__(self, model, inputs=None, flipped_inputs=None):
+    def outputs(self, model, inputs=None, flipped_inputs=None):
+        """What the metrics are computed from: L2-normalised embeddings, or logits for classification."""
         if self.data_source == "classification":
-            return self.score(self.forward(model, inputs))
-        return self.score(self.embeddings(model, inputs, flipped_inputs))
+            return self.forward(model, inputs)
+        return self.embeddings(model, inputs, flipped_inputs)
+
+    def __call__(self, model, inputs=None, flipped_inputs=None):
+        return self.score(self.outputs(model, inputs, flipped_inputs))
 
 
 class PairEvaluator(Evaluator):
