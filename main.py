@@ -64,6 +64,8 @@ def build_parser():
     g.add_argument("--bn_recalibrate", type=int, default=0, metavar="N",
                    help="re-estimate BN statistics on N training images after thinning (sa: adaptive-BN "
                         "evaluation of every level)")
+    g.add_argument("--reconstruct", type=int, default=0, metavar="N",
+                   help="refit the 1x1 convs that lose inputs by least squares on N training images")
     g.add_argument("--train_data_path", default="data/train_data/orl_s1-20",
                    help="ImageFolder of identities, for BN re-estimation (never the test pairs)")
 
@@ -104,7 +106,8 @@ def run(args):
     evaluator = evaluator_from_args(args, loaded.spec, cache_images=True, progress=args.mode != "sa")
     ranks = hrank_ranks_for(args, loaded, evaluator) if args.hrank else None
     from dataloader import sample_images
-    images = sample_images(args.train_data_path, loaded.spec, args.bn_recalibrate) if args.bn_recalibrate else None
+    needed = max(args.bn_recalibrate, args.reconstruct)
+    images = sample_images(args.train_data_path, loaded.spec, needed) if needed else None
     if args.mode == "sa":
         from sensitivity_analysis import run_sensitivity
         return run_sensitivity(args, loaded, evaluator, ranks, images)

@@ -20,12 +20,14 @@ from commen_utils.errors import UserError
 from commen_utils.graph_split import GraphSplitter
 from commen_utils.model_stats import count_macs, count_params
 from commen_utils.timestamp import time_stamp
-from pruning import ChannelGraph, apply_plan, call_order, channels_to_remove, group_scores, recalibrate_bn
+from pruning import (ChannelGraph, apply_plan, call_order, channels_to_remove, consumers_of, following_norms,
+                     group_scores, input_grams, recalibrate_bn, reconstruct)
 
 # Distiller's five columns, then ours: the pruned model's size, the mean cosine between its outputs and the
 # unpruned model's (a smooth, low-noise measure of damage that the budget search uses), and how many
-# training images re-estimated BN statistics (0: none).
-CSV_COLUMNS = ["parameter", "sparsity", "top1", "top5", "loss", "macs", "params", "cosine", "bn_recalibration"]
+# training images re-estimated BN statistics and refitted the layers that lost inputs (0: none).
+CSV_COLUMNS = ["parameter", "sparsity", "top1", "top5", "loss", "macs", "params", "cosine", "bn_recalibration",
+               "reconstruction"]
 DEFAULT_LEVELS = "0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
 
 
@@ -44,13 +46,23 @@ def level_text(level):
 
 
 class SensitivityAnalysis:
-    def __init__(self, model, input_size, evaluator, criterion="l1", ranks=None, naive=False, calibration=None):
+    def __init__(self, model, input_size, evaluator, criterion="l1", ranks=None, naive=False, calibration=None,
+                 reconstruction=None):
         """calibration: training images for adaptive-BN evaluation (EagleEye): after pruning, the statistics
-        of every BN from the pruned group on are re-estimated on them before the pair list is scored."""
+        of every BN from the pruned group on are re-estimated on them before the pair list is scored.
+        reconstruction: training images on which the 1x1 convs that lose inputs are refitted, as prune
+        mode's --reconstruct does, so that the curves predict what pruning will really cost."""
         self.model, self.input_size, self.evaluator = model.eval(), tuple(input_size), evaluator
         self.criterion, self.ranks, self.naive, self.calibration = criterion, ranks, naive, calibration
         self.graph = ChannelGraph(model, input_size)
         self.position = {name: i for i, name in enumerate(call_order(model, input_size))}
+        self.reconstruction_images = 0 if reconstruction is None else len(reconstruction)
+        self.grams = self.following = None
+        if reconstruction is not None:
+            plans = [self.graph.plan(g, [0]) for g in self.graph.groups]
+            self.grams = input_grams(model, reconstruction, consumers_of(plans, self.graph.modules),
+                                     evaluator.batch_size)
+            self.following = following_norms(model, input_size)
         self.splitter = None
         if not naive:
             try:
@@ -65,8 +77,11 @@ class SensitivityAnalysis:
         return self.evaluator.score(outputs)["headline"], outputs
 
     def _pruned(self, group, level, scores):
-        idxs = channels_to_remove(scores, level)
-        return apply_plan(copy.deepcopy(self.model), self.graph.plan(group, idxs))
+        plan = self.graph.plan(group, channels_to_remove(scores, level))
+        model = apply_plan(copy.deepcopy(self.model), plan)
+        if self.grams is not None:
+            reconstruct(model, self.model, [plan], self.grams, self.following)
+        return model
 
     def _norms_from(self, model, group):
         """BNs called at or after the group's first member: the ones whose inputs pruning changes."""
@@ -103,7 +118,8 @@ class SensitivityAnalysis:
             yield {"parameter": group.param, "sparsity": level_text(level), "top1": repr(float(metric)),
                    "top5": "0", "loss": "0", "macs": str(count_macs(model, self.input_size)),
                    "params": str(count_params(model)), "cosine": repr(round(cosine, 7)),
-                   "bn_recalibration": str(0 if self.calibration is None else len(self.calibration))}
+                   "bn_recalibration": str(0 if self.calibration is None else len(self.calibration)),
+                   "reconstruction": str(self.reconstruction_images)}
             if progress is not None:
                 progress.update()
 
@@ -158,8 +174,10 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
     levels = parse_levels(args.sparsities)
     rank, world = distributed_context(args.device)
     criterion = "fpgm" if args.fpgm else "hrank" if args.hrank else "l1"
-    analysis = SensitivityAnalysis(loaded.model, loaded.input_size, evaluator, criterion, ranks, args.sa_naive,
-                                   calibration)
+    analysis = SensitivityAnalysis(
+        loaded.model, loaded.input_size, evaluator, criterion, ranks, args.sa_naive,
+        calibration[:args.bn_recalibrate] if args.bn_recalibrate else None,
+        calibration[:args.reconstruct] if args.reconstruct else None)
     csv_path = Path(args.resume) if args.resume else \
         Path(args.sensitivity_csv_path) / f"sensitivity_{Path(loaded.arch).stem}_{time_stamp()}.csv"
     if world > 1:  # everyone agrees on rank 0's file name
@@ -174,7 +192,9 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
     todo = [g for g in mine if any((g.param, level_text(v)) not in finished for v in levels)]
     print(f"sensitivity analysis: {len(analysis.graph.groups)} layers x {len(levels)} levels, criterion "
           f"{criterion}, {'naive' if args.sa_naive else 'fast'} path"
-          + (f", BN statistics re-estimated on {len(calibration)} training images" if calibration is not None else "") + (f", shard {rank + 1}/{world}" if world > 1 else ""))
+          + (f", BN statistics re-estimated on {args.bn_recalibrate} training images" if args.bn_recalibrate else "")
+          + (f", refitted on {args.reconstruct}" if args.reconstruct else "")
+          + (f", shard {rank + 1}/{world}" if world > 1 else ""))
     baseline = analysis.baseline()
     print(f"baseline {evaluator.data_source} {baseline[0]:.4f}")
     part = csv_path if world == 1 else csv_path.with_name(f"{csv_path.name}.part{rank}")
