@@ -331,6 +331,28 @@ def keep_widths(model):
     return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 
+@dataclass
+class Repair:
+    """What is done after thinning, without training: least-squares refit of the 1x1 convs that lost inputs
+    on the first `reconstruct` images, then BN statistics re-estimated on the first `bn_recalibrate`."""
+    images: torch.Tensor = None
+    reconstruct: int = 0
+    bn_recalibrate: int = 0
+
+
+def prune_and_repair(model, input_size, ratios, criterion="l1", ranks=None, round_to=1, graph=None,
+                     repair=Repair()):
+    graph = graph or ChannelGraph(model, input_size)
+    original = copy.deepcopy(model) if repair.reconstruct else None
+    plans = prune_model(model, input_size, ratios, criterion, ranks, round_to, graph)
+    if repair.reconstruct:
+        grams = input_grams(original, repair.images[:repair.reconstruct], consumers_of(plans, graph.modules))
+        reconstruct(model, original, plans, grams, following_norms(original, input_size))
+    if repair.bn_recalibrate:
+        recalibrate_bn(model, repair.images[:repair.bn_recalibrate])
+    return model
+
+
 def consumers_of(plans, modules):
     """The 1x1 convs whose input channels these plans remove: what reconstruction can refit."""
     return sorted({name for plan in plans for name, handler, _ in plan
@@ -348,14 +370,8 @@ def run_prune(args, loaded, evaluator=None, calibration_images=None, ranks=None)
     result = {"params_before": count_params(model), "macs_before": count_macs(model, size)}
     if evaluator is not None:
         result["accuracy_before"] = evaluator(model)["headline"]
-    original = copy.deepcopy(model) if args.reconstruct else None
-    plans = prune_model(model, size, ratios, criterion, ranks, args.round_to, graph)
-    if args.reconstruct:
-        images = calibration_images[:args.reconstruct]
-        grams = input_grams(original, images, consumers_of(plans, graph.modules))
-        reconstruct(model, original, plans, grams, following_norms(original, size))
-    if args.bn_recalibrate:
-        recalibrate_bn(model, calibration_images[:args.bn_recalibrate])
+    repair = Repair(calibration_images, args.reconstruct, args.bn_recalibrate)
+    prune_and_repair(model, size, ratios, criterion, ranks, args.round_to, graph, repair)
     keep = record_keep(model)
     result.update(params_after=count_params(model), macs_after=count_macs(model, size), keep=keep,
                   criterion=criterion, bn_recalibration_images=args.bn_recalibrate,

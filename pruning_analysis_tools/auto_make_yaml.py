@@ -3,8 +3,9 @@
 Two ways to choose each layer's sparsity:
 - the original's rule (default): for every scheduled layer, the level whose metric is closest to
   --expected_acc, then moved to the highest level at least as good as that one (original_tool.md §10.1);
-- a budget (--target_macs_ratio / --target_params_ratio): per-layer levels chosen from the measured curves to
-  reach the budget with the least predicted loss, checked against the real pruned model's counts.
+- a budget (--target_macs_ratio / --target_params_ratio): candidate schedules from uniform to the curves'
+  equal-damage shape, each fitted to the budget on the real pruned model's counts; with --best_model_path and
+  a pair list, each is pruned, repaired and scored, and the best is written.
 """
 import argparse
 import sys
@@ -45,38 +46,82 @@ def measured_counts(model_name, input_size, ratios, embedding_size=None):
     return count_macs(model, input_size), count_params(model)
 
 
-def budget_schedule(curves, layers, targets: dict, counts):
-    """Greedy on the measured curves: repeatedly take the (layer, higher level) step that buys the most
-    budget per point of predicted loss (losses add up across layers), until the real pruned model meets
-    every target. targets: {"macs": ratio, "params": ratio}; counts(ratios) -> {"macs": n, "params": n}."""
+def level_at_damage(damage: dict, tau: float) -> float:
+    """The highest fraction (linear between measured levels) up to which a layer's damage stays <= tau."""
+    levels = sorted(damage)
+    ratio = 0.0
+    for a, b in zip(levels, levels[1:]):
+        if damage[b] <= tau:
+            ratio = b
+            continue
+        if damage[a] <= tau:
+            ratio = a + (b - a) * (tau - damage[a]) / (damage[b] - damage[a])
+        break
+    return ratio
+
+
+def fit_to_budget(allocation, targets, counts, high):
+    """Bisection on the scalar knob of `allocation(x) -> ratios` (more pruning as x grows) until the real
+    pruned model meets every target. Returns (ratios, reached ratios)."""
     base = counts({})
-    goal = {k: r * base[k] for k, r in targets.items()}
-    tables = {"macs": curves.macs, "params": curves.params}
-    for k in targets:
-        if not tables[k]:
-            raise UserError(f"the CSV has no '{k}' column: budget mode needs a CSV written by this tool")
-    loss = {layer: curves.damage(layer) for layer in layers}
-    saving = {layer: {v: sum((tables[k][layer][0.0] - tables[k][layer][v]) / goal[k] for k in targets)
-                      for v in curves.accuracy[layer]} for layer in layers}
-    chosen = {layer: 0.0 for layer in layers}
-    current = base
-    while any(current[k] > goal[k] for k in targets):
-        best, best_value = None, None
-        for layer in layers:
-            now = chosen[layer]
-            for v in curves.accuracy[layer]:
-                gain = saving[layer][v] - saving[layer][now]
-                if v <= now or gain <= 0:
-                    continue
-                value = (loss[layer][v] - loss[layer][now] + 1e-9) / gain
-                if best_value is None or value < best_value:
-                    best, best_value = (layer, v), value
-        if best is None:
-            reached = ", ".join(f"{k} {current[k] / base[k]:.3f}" for k in targets)
-            raise UserError(f"the budget cannot be met even at the highest measured levels (reached {reached})")
-        chosen[best[0]] = best[1]
-        current = counts(chosen)
-    return chosen, {k: current[k] / base[k] for k in ("macs", "params")}
+    meets = lambda c: all(c[k] <= r * base[k] for k, r in targets.items())  # noqa: E731
+    if not meets(counts(allocation(high))):
+        reached = counts(allocation(high))
+        raise UserError("the budget cannot be met within the measured levels (reached " +
+                        ", ".join(f"{k} {reached[k] / base[k]:.3f}x" for k in targets) + ")")
+    low = 0.0
+    for _ in range(20):
+        mid = (low + high) / 2
+        low, high = (low, mid) if meets(counts(allocation(mid))) else (mid, high)
+    reached = counts(allocation(high))
+    return allocation(high), {k: reached[k] / base[k] for k in ("macs", "params")}
+
+
+def budget_schedules(curves, layers, targets, counts, blends=(0.0, 0.5, 1.0)):
+    """Candidate schedules meeting the budget, from uniform (blend 0: one fraction for every layer) to the
+    measured curves' equal-damage shape (blend 1: every layer pruned until its predicted damage reaches one
+    common threshold). Per-layer damages do not simply add up, so which is best is for a measurement to
+    say (--best_model_path ...); without one, the equal-damage schedule is the curves' own prediction."""
+    top = min(max(curves.accuracy[layer]) for layer in layers)
+    damage = {layer: curves.damage(layer) for layer in layers}
+    highest = max(max(d.values()) for d in damage.values()) + 1e-9
+    # Schedules are written with two decimals: fit the budget on what will be written.
+    shape, _ = fit_to_budget(lambda tau: {k: round(level_at_damage(d, tau), 2) for k, d in damage.items()},
+                             targets, counts, highest)
+    mean = sum(shape.values()) / len(shape)
+    candidates = {}
+    for blend in blends:
+        weights = {k: (1 - blend) + blend * shape[k] / mean for k in layers}
+        candidates[blend] = fit_to_budget(lambda c: {k: round(min(top, c * w), 2) for k, w in weights.items()},
+                                          targets, counts, top / min(w for w in weights.values() if w > 0))
+    return candidates
+
+
+def measured_choice(args, candidates, size):
+    """Prune and repair the real model with each candidate and keep the one that scores best on the pairs
+    (use the analysis pairs, not the final test pairs)."""
+    import copy
+
+    from dataloader import sample_images
+    from model_define.loading import load_model
+    from pruning import Repair, prune_and_repair
+    from test_module.evaluate import make_evaluator
+
+    loaded = load_model(args.model, args.best_model_path, input_size=size, embedding_size=args.embedding_size)
+    evaluator = make_evaluator(args.data_source, args.test_root_path, args.img_list_label_path, loaded.spec,
+                               batch_size=16, cache_images=True, progress=False)
+    needed = max(args.bn_recalibrate, args.reconstruct)
+    repair = Repair(sample_images(args.train_data_path, loaded.spec, needed) if needed else None,
+                    args.reconstruct, args.bn_recalibrate)
+    scores = {}
+    for blend, (ratios, reached) in candidates.items():
+        model = prune_and_repair(copy.deepcopy(loaded.model), size, {k: v for k, v in ratios.items() if v > 0},
+                                 repair=repair)
+        scores[blend] = evaluator(model)["headline"]
+        print(f"candidate blend {blend:.2f} (0 = uniform, 1 = equal damage): MACs {reached['macs']:.3f}x, "
+              f"measured {scores[blend]:.4f}")
+    best = max(scores, key=lambda b: (scores[b], -b))
+    return best, scores[best]
 
 
 def build_parser():
@@ -90,6 +135,14 @@ def build_parser():
     p.add_argument("--target_params_ratio", type=float, help="budget: params of the result / params of the model")
     p.add_argument("--layers", help="regex of layers to schedule (default: the model family's choice)")
     p.add_argument("--output", default="yaml_file/auto_yaml.yaml")
+    g = p.add_argument_group("budget mode: choose among candidate schedules by measuring them")
+    g.add_argument("--best_model_path", help="the model's checkpoint (enables the measurement)")
+    g.add_argument("--test_root_path")
+    g.add_argument("--img_list_label_path", help="pairs to measure on: the analysis pairs, not the final test")
+    g.add_argument("--data_source", default="lfw", choices=("lfw", "company", "classification"))
+    g.add_argument("--reconstruct", type=int, default=0, help="as prune mode's --reconstruct")
+    g.add_argument("--bn_recalibrate", type=int, default=0, help="as prune mode's --bn_recalibrate")
+    g.add_argument("--train_data_path", default="data/train_data/orl_s1-20")
     p.add_argument("--result_json", help="write the chosen ratios and predicted/real budget here")
     return p
 
@@ -116,8 +169,15 @@ def make_schedule(args):
         def counts(ratios):
             macs, params = measured_counts(args.model, size, ratios, args.embedding_size)
             return {"macs": macs, "params": params}
-        ratios, reached = budget_schedule(curves, layers, targets, counts)
+        candidates = budget_schedules(curves, layers, targets, counts)
         rule = "budget " + ", ".join(f"{k} <= {v:g}x" for k, v in targets.items())
+        if args.best_model_path:
+            blend, measured = measured_choice(args, candidates, size)
+            rule += f", blend {blend:g} chosen by measurement ({measured:.4f} on {Path(args.img_list_label_path).name})"
+        else:
+            blend = 1.0
+            rule += ", equal-damage schedule (not measured)"
+        ratios, reached = candidates[blend]
     elif args.expected_acc is not None:
         ratios = faithful_schedule(curves, layers, args.expected_acc)
         macs, params = measured_counts(args.model, size, ratios, args.embedding_size)
@@ -126,14 +186,14 @@ def make_schedule(args):
         rule = f"original rule, expected_acc {args.expected_acc}"
     else:
         raise UserError("give --expected_acc (original rule) or --target_macs_ratio / --target_params_ratio")
-    predicted = curves.baseline - sum(max(0.0, curves.baseline - curves.accuracy[k][v]) for k, v in ratios.items())
-    header = [f"made by auto_make_yaml.py from {args.csv} ({rule})",
-              f"model {args.model}: MACs {reached['macs']:.3f}x, params {reached['params']:.3f}x of the unpruned model",
-              f"predicted metric (per-layer losses added) {predicted:.4f}, baseline {curves.baseline:.4f}"]
+    ratios = {k: v for k, v in ratios.items() if v > 0}
+    header = [f"made by auto_make_yaml.py from {args.csv}", f"rule: {rule}",
+              f"model {args.model}: MACs {reached['macs']:.3f}x, params {reached['params']:.3f}x of the unpruned "
+              f"model; baseline {curves.baseline:.4f}"]
     write_schedule(args.output, ratios, size, header)
     print("\n".join(header[1:]) + f"\nschedule: {args.output}")
     result = {"ratios": ratios, "macs_ratio": reached["macs"], "params_ratio": reached["params"],
-              "predicted_metric": predicted, "baseline": curves.baseline, "yaml": str(args.output)}
+              "baseline": curves.baseline, "yaml": str(args.output)}
     write_result_json(args.result_json, result)
     return result
 

@@ -3,7 +3,7 @@ import pytest
 
 from commen_utils.errors import UserError
 from commen_utils.schedule import read_schedule, write_schedule
-from pruning_analysis_tools.auto_make_yaml import budget_schedule, original_rule
+from pruning_analysis_tools.auto_make_yaml import budget_schedules, level_at_damage, original_rule
 from pruning_analysis_tools.curves import Curves
 from pruning_analysis_tools.plot_csv import plot_curves
 from tests.cli import ORL, SFACE, one_line_error, read_json, run_cli, subset_pairs
@@ -15,12 +15,22 @@ def test_original_rule_closest_then_rightmost():
     assert original_rule(curve, 0.99) == 0.1   # never 0.0
 
 
-def test_budget_spares_the_fragile_layer():
-    curves = Curves(accuracy={"a": {0.0: 0.9, 0.5: 0.5}, "b": {0.0: 0.9, 0.5: 0.89}},
-                    macs={"a": {0.0: 100, 0.5: 75}, "b": {0.0: 100, 0.5: 75}})
-    counts = lambda r: {"macs": 100 - 25 * sum(v > 0 for v in r.values())}  # noqa: E731
-    chosen, reached = budget_schedule(curves, ["a", "b"], {"macs": 0.8}, lambda r: {**counts(r), "params": 1})
-    assert chosen == {"a": 0.0, "b": 0.5} and reached["macs"] == 0.75
+def test_level_at_damage_interpolates():
+    damage = {0.0: 0.0, 0.2: 0.01, 0.4: 0.03, 0.6: 0.2}
+    assert level_at_damage(damage, 0.01) == 0.2
+    assert level_at_damage(damage, 0.02) == pytest.approx(0.3)
+    assert level_at_damage(damage, 1.0) == 0.6
+
+
+def test_budget_candidates_meet_the_budget_and_spare_the_fragile_layer():
+    curves = Curves(accuracy={"a": {0.0: 0.9, 0.4: 0.5, 0.8: 0.1}, "b": {0.0: 0.9, 0.4: 0.89, 0.8: 0.8}},
+                    cosine={"a": {0.0: 1.0, 0.4: 0.8, 0.8: 0.5}, "b": {0.0: 1.0, 0.4: 0.99, 0.8: 0.95}})
+    counts = lambda r: {"macs": 100 - 25 * sum(r.values()), "params": 1}  # noqa: E731
+    candidates = budget_schedules(curves, ["a", "b"], {"macs": 0.8}, counts)
+    uniform, _ = candidates[0.0]
+    shaped, reached = candidates[1.0]
+    assert uniform["a"] == uniform["b"] and abs(uniform["a"] - 0.4) <= 0.01
+    assert shaped["a"] < shaped["b"] and reached["macs"] <= 0.8
 
 
 def test_schedule_round_trip_and_validation(tmp_path):
@@ -49,11 +59,12 @@ def test_prune_mode_saves_a_reloadable_checkpoint(tmp_path):
     common = ["--test_root_path", ORL, "--img_list_label_path", pairs, "--device", "cpu"]
     run_cli("--mode", "prune", "--model", "sface", "--best_model_path", SFACE, "--yaml_path", schedule,
             "--save_model_pt", "--pruned_save_model_path", tmp_path, "--layers_out_path", tmp_path / "out.txt",
-            "--bn_recalibrate", "16", "--result_json", tmp_path / "prune.json", *common)
+            "--bn_recalibrate", "16", "--reconstruct", "16", "--result_json", tmp_path / "prune.json", *common)
     result = read_json(tmp_path / "prune.json")
     assert result["macs_after"] < result["macs_before"] and result["params_after"] < result["params_before"]
     assert result["keep"]["body.conv_3.conv"] == 64 and result["keep"]["body.conv_4_dw.conv"] == 64
     assert result["keep"]["body.conv_12.conv"] == 384 and result["bn_recalibration_images"] == 16
+    assert result["reconstruction_images"] == 16
     assert (tmp_path / "out.txt").read_text().startswith("[32, 32, 64, 64, 64, 64, 128,")
     run_cli("--mode", "test", "--best_model_path", tmp_path / "model_sface.pt", "--result_json",
             tmp_path / "test.json", "--roc_png", tmp_path / "roc.png", *common)
