@@ -1,0 +1,34 @@
+"""Shared by the benchmark scripts: where things are, how to run the CLI, what machine this is."""
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+ORL = ROOT / "data/test_data/orl_112x112"
+PAIRS = ORL / "pair_list/orl_pairs.txt"
+HELDOUT = ORL / "pair_list/orl_heldout_pairs.txt"
+SFACE = ROOT / "work_space/model_train_best/sface.pth"
+TRAIN = ROOT / "data/train_data/orl_s1-20"
+
+
+def machine():
+    allocator = "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else "glibc malloc"
+    return f"{platform.machine()}, {os.cpu_count()} cores, {allocator}, torch {__import__('torch').__version__}"
+
+
+def timed_cli(args, threads, nproc=1):
+    """Wall time of one CLI run (process start included), with `threads` torch threads per process."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    command = [sys.executable, str(ROOT / "main.py")] if nproc == 1 else \
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", "29561",
+         str(ROOT / "main.py")]
+    start = time.perf_counter()
+    proc = subprocess.run(command + [str(a) for a in args] + ["--threads", str(threads)], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(proc.stderr[-3000:])
+    return time.perf_counter() - start

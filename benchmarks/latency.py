@@ -1,0 +1,67 @@
+"""CPU latency of SFace pruned to about half its MACs vs unpruned, at batch 1 and 32: medians of repeated
+runs, measured side by side in one process; with and without conv+BN folding (torch.fx's fuse) and with
+widths rounded to multiples of 8.
+
+    python benchmarks/latency.py [--threads 1] [--repeats 30]
+"""
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+from torch.fx.experimental.optimization import fuse
+
+from common import SFACE, machine
+from commen_utils.model_stats import count_macs
+from model_define.loading import load_model
+from pruning import ChannelGraph, prune_model
+
+
+def median_ms(model, batch, repeats):
+    x = torch.randn(batch, 3, 112, 112)
+    with torch.no_grad():
+        for _ in range(3):
+            model(x)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def uniform(model, ratio, round_to):
+    pruned = copy.deepcopy(model)
+    graph = ChannelGraph(pruned, (112, 112))
+    prune_model(pruned, (112, 112), {g.param: ratio for g in graph.groups}, round_to=round_to, graph=graph)
+    return pruned.eval()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--ratio", type=float, default=0.3, help="uniform fraction removed (0.3: about half the MACs)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model("sface", SFACE).model.eval()
+    base_macs = count_macs(model, (112, 112))
+    variants = {"unpruned": model, "unpruned, BN folded": fuse(model),
+                "pruned": uniform(model, args.ratio, 1), "pruned, BN folded": fuse(uniform(model, args.ratio, 1)),
+                "pruned, widths x8, BN folded": fuse(uniform(model, args.ratio, 8))}
+    print(f"SFace, {args.threads} thread(s), median of {args.repeats}; {machine()}")
+    print("| variant | MACs ratio | bs1 ms | bs1 ratio | bs32 ms | bs32 ratio |")
+    print("|---|---|---|---|---|---|")
+    reference = {}
+    for name, m in variants.items():
+        row = [name, f"{count_macs(m, (112, 112)) / base_macs:.3f}"]
+        for batch in (1, 32):
+            ms = median_ms(m, batch, args.repeats if batch == 1 else max(5, args.repeats // 5))
+            reference.setdefault(batch, ms)
+            row += [f"{ms:.1f}", f"{ms / reference[batch]:.2f}"]
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Sensitivity analysis speed: naive path (copy, prune, re-run everything) vs the fast path (baseline once,
+cached activations at the cut, only the rest re-run), same CSV required. One process at 1 thread, then
+both cores: naive with 2 threads vs fast sharded over 2 processes with torchrun.
+
+    python benchmarks/sa_speed.py [--pairs N] [--levels 0.0,0.3,0.6,0.9]
+"""
+import argparse
+import tempfile
+from pathlib import Path
+
+from common import HELDOUT, ORL, SFACE, machine, timed_cli
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pairs", type=int, default=1800, help="first N held-out pairs (1800: all, 200 images)")
+    p.add_argument("--levels", default="0.0,0.3,0.6,0.9")
+    p.add_argument("--batch", type=int, default=16)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        pairs = tmp / "pairs.txt"
+        pairs.write_text("\n".join(HELDOUT.read_text().splitlines()[:args.pairs]) + "\n")
+        images = len({p for line in pairs.read_text().splitlines() for p in line.split()[:2]})
+
+        def run(name, threads, nproc=1, naive=False):
+            out = tmp / name
+            flags = ["--mode", "sa", "--model", "sface", "--best_model_path", SFACE, "--test_root_path", ORL,
+                     "--img_list_label_path", pairs, "--sparsities", args.levels, "--device", "cpu",
+                     "--test_batch_size", args.batch, "--sensitivity_csv_path", out] + (["--sa_naive"] if naive else [])
+            seconds = timed_cli(flags, threads, nproc)
+            return seconds, next(out.glob("*.csv")).read_text()
+
+        results = {"naive, 1 process x 1 thread": run("n1", 1, naive=True),
+                   "fast, 1 process x 1 thread": run("f1", 1),
+                   "naive, 1 process x 2 threads": run("n2", 2, naive=True),
+                   "fast, torchrun 2 processes x 1 thread": run("f2", 1, nproc=2)}
+    csvs = {csv for _, csv in results.values()}
+    print(f"SFace, {args.pairs} pairs ({images} images), levels {args.levels}, batch {args.batch}; {machine()}")
+    for name, (seconds, _) in results.items():
+        print(f"  {name:40s} {seconds:7.1f} s")
+    n1, f1 = results["naive, 1 process x 1 thread"][0], results["fast, 1 process x 1 thread"][0]
+    n2, f2 = results["naive, 1 process x 2 threads"][0], results["fast, torchrun 2 processes x 1 thread"][0]
+    print(f"  speed-up 1 thread: {n1 / f1:.2f}x; both cores: {n2 / f2:.2f}x; identical CSVs: {len(csvs) == 1}")
+
+
+if __name__ == "__main__":
+    main()
