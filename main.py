@@ -104,7 +104,10 @@ def run(args):
         return run_test(args, loaded)
     from test_module.runner import evaluator_from_args
     evaluator = evaluator_from_args(args, loaded.spec, cache_images=True, progress=args.mode != "sa")
-    ranks = hrank_ranks_for(args, loaded, evaluator) if args.hrank else None
+    ranks = None
+    if args.hrank:
+        from pruning import load_or_compute_ranks
+        ranks = load_or_compute_ranks(loaded, evaluator, args.hrank_batches, args.rank_path, args.best_model_path)
     from dataloader import sample_images
     needed = max(args.bn_recalibrate, args.reconstruct)
     images = sample_images(args.train_data_path, loaded.spec, needed) if needed else None
@@ -114,12 +117,6 @@ def run(args):
     from pruning import run_prune
     return run_prune(args, loaded, evaluator, images, ranks)
 
-
-def hrank_ranks_for(args, loaded, evaluator):
-    from pruning import ChannelGraph, load_or_compute_ranks
-    graph = ChannelGraph(loaded.model, loaded.input_size)
-    return load_or_compute_ranks(loaded.model, loaded.arch, graph, evaluator, args.hrank_batches, args.rank_path,
-                                 args.best_model_path)
 
 
 def main(argv=None):

@@ -182,16 +182,17 @@ def hrank_ranks(model, graph, images, batch_size, batches):
     return {param: (total / count).cpu() for param, total in totals.items()}
 
 
-def load_or_compute_ranks(model, loaded_arch, graph, evaluator, batches, rank_path, checkpoint=None):
+def load_or_compute_ranks(loaded, evaluator, batches, rank_path, checkpoint=None):
     """HRank ranks, cached as .npz under --rank_path (work_space/rank_conv/) per model, checkpoint and size."""
     import numpy as np
-    h, w = graph.input_size
-    name = f"{Path(loaded_arch).stem}_{Path(checkpoint).stem if checkpoint else 'init'}_{h}x{w}_b{batches}.npz"
+    h, w = loaded.input_size
+    name = f"{Path(loaded.arch).stem}_{Path(checkpoint).stem if checkpoint else 'init'}_{h}x{w}_b{batches}.npz"
     cache = Path(rank_path) / name
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
             return {k: torch.from_numpy(stored[k]) for k in stored.files}
-    ranks = hrank_ranks(model, graph, evaluator.images(), evaluator.batch_size, batches)
+    graph = ChannelGraph(loaded.model, loaded.input_size)
+    ranks = hrank_ranks(loaded.model, graph, evaluator.images(), evaluator.batch_size, batches)
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **{k: v.numpy() for k, v in ranks.items()})

@@ -2,8 +2,8 @@
 its filters is really removed? Writes Distiller's sensitivity CSV.
 
 Fast path, same numbers as the naive one: level 0.0 is the baseline, measured once; the activations entering
-a layer's group are computed once per layer (torch.fx splits the model where one value is alive) and only the
-part from there on is re-run for each level. `--sa_naive` re-evaluates the whole model every time, as the
+a layer's group are computed once per layer (torch.fx splits the model where one value is alive), walked
+forward from the previous layer's, and only the part from there on is re-run for each level. `--sa_naive` re-evaluates the whole model every time, as the
 original did, and exists to prove that.
 """
 import copy
@@ -63,7 +63,7 @@ class SensitivityAnalysis:
             self.grams = input_grams(model, reconstruction, consumers_of(plans, self.graph.modules),
                                      evaluator.batch_size)
             self.following = following_norms(model, input_size)
-        self.splitter = None
+        self.splitter = self._cached = None
         if not naive:
             try:
                 self.splitter = GraphSplitter(model)
@@ -89,6 +89,21 @@ class SensitivityAnalysis:
         return [m for name, m in model.named_modules()
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and self.position.get(name, -1) >= first]
 
+    def _activations_at(self, cut):
+        """(pair images, flipped images, calibration images) as they arrive at `cut`, walked forward from the
+        previous layer's cut when that one lies before it, else computed from the images."""
+        if self._cached is not None and self._cached[0][0] <= cut[0]:
+            start, tensors = self._cached
+            runner = None if start[0] == cut[0] else self.splitter.segment(self.model, start, cut)
+        else:
+            tensors = (self.evaluator.images(), self.evaluator.images(flip=True) if self.evaluator.flip else None,
+                       self.calibration)
+            runner = self.splitter.prefix(self.model, cut)
+        if runner is not None:
+            tensors = tuple(None if t is None else self.evaluator.forward(runner, inputs=t) for t in tensors)
+        self._cached = (cut, tensors)
+        return tensors
+
     def rows(self, group, levels, baseline, progress=None):
         """One CSV row per level for one group, computed as cheaply as the model allows."""
         scores = group_scores(self.model, group, self.criterion, self.ranks)
@@ -97,12 +112,7 @@ class SensitivityAnalysis:
         if self.splitter is not None:
             cut = self.splitter.cut_before({name for name, _, _ in self.graph.plan(group, [0])})
         if cut is not None:
-            prefix = self.splitter.prefix(self.model, cut)
-            inputs = self.evaluator.forward(prefix)
-            if self.evaluator.flip:
-                flipped = self.evaluator.forward(prefix, flip=True)
-            if calibration is not None:
-                calibration = self.evaluator.forward(prefix, inputs=calibration)
+            inputs, flipped, calibration = self._activations_at(cut)
         reference = baseline[1]
         for level in levels:
             if level == 0.0:

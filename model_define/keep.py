@@ -24,9 +24,10 @@ def record_keep(model) -> dict:
 def build_graph(model, input_size, ignored_layers=()):
     h, w = input_size
     device = next(model.parameters()).device
-    return tp.DependencyGraph().build_dependency(
-        model, example_inputs=torch.zeros(1, 3, h, w, device=device), ignored_layers=list(ignored_layers),
-        verbose=False)
+    with torch.enable_grad():  # the graph is traced through autograd, even when called under no_grad
+        return tp.DependencyGraph().build_dependency(
+            model, example_inputs=torch.zeros(1, 3, h, w, device=device), ignored_layers=list(ignored_layers),
+            verbose=False)
 
 
 def out_channel_pruner(module):

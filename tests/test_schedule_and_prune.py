@@ -77,3 +77,14 @@ def test_prune_rejects_unknown_layer(tmp_path):
                                   "--test_root_path", ORL, "--img_list_label_path", subset_pairs(tmp_path, 10),
                                   check=False))
     assert "body.nope.weight: not a prunable layer" in line
+
+
+def test_prune_with_hrank_caches_its_ranks(tmp_path):
+    pairs = subset_pairs(tmp_path, 12)
+    schedule = write_schedule(tmp_path / "s.yaml", {"body.conv_13.conv.weight": 0.5}, (112, 112))
+    run_cli("--mode", "prune", "--model", "sface", "--best_model_path", SFACE, "--yaml_path", schedule,
+            "--hrank", "--hrank_batches", "1", "--rank_path", tmp_path / "ranks", "--test_root_path", ORL,
+            "--img_list_label_path", pairs, "--device", "cpu", "--layers_out_path", tmp_path / "out.txt",
+            "--result_json", tmp_path / "r.json")
+    assert read_json(tmp_path / "r.json")["keep"]["body.conv_13.conv"] == 512
+    assert [p.name for p in (tmp_path / "ranks").iterdir()] == ["sface_sface_112x112_b1.npz"]
