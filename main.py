@@ -11,7 +11,7 @@ import torch
 from commen_utils.errors import UserError
 from commen_utils.results import write_result_json
 
-MODES = ("test", "summary", "sa", "prune")
+MODES = ("test", "summary", "sa", "prune", "quantization")
 
 
 def default_device():
@@ -32,6 +32,7 @@ def build_parser():
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     g.add_argument("--result_json", help="write this mode's figures to this JSON file")
     g.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    g.add_argument("--overwrite", action="store_true", help="replace existing outputs (checkpoints)")
 
     g = p.add_argument_group("evaluation (test, sa, prune)")
     g.add_argument("--test_root_path", help="folder the pair list's paths are relative to")
@@ -75,7 +76,10 @@ def build_parser():
     g.add_argument("--pruned_save_model_path", default="work_space/pruned_model", help="checkpoint folder")
     g.add_argument("--layers_out_path", default="work_space/layers_out/out.txt", help="where the keep list goes")
     g.add_argument("--round_to", type=int, default=1, help="round kept widths to a multiple of this")
-    g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+    g = p.add_argument_group("quantization")
+    g.add_argument("--fp16", action="store_true", help="half precision (the only kind available so far)")
+    g.add_argument("--quantized_save_model_path", default="work_space/quantized_model", help="output folder")
     return p
 
 
@@ -111,6 +115,9 @@ def run(args):
     from dataloader import sample_images
     needed = max(args.bn_recalibrate, args.reconstruct)
     images = sample_images(args.train_data_path, loaded.spec, needed) if needed else None
+    if args.mode == "quantization":
+        from quantization import run_quantization
+        return run_quantization(args, loaded, evaluator)
     if args.mode == "sa":
         from sensitivity_analysis import run_sensitivity
         return run_sensitivity(args, loaded, evaluator, ranks, images)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from commen_utils.errors import UserError  # noqa: E402
+from commen_utils.errors import UserError, exit_code  # noqa: E402
 from commen_utils.schedule import write_schedule  # noqa: E402
 from pruning_analysis_tools.curves import read_curves  # noqa: E402
 
@@ -200,12 +200,7 @@ def make_schedule(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        make_schedule(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code(lambda: make_schedule(args))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from commen_utils.errors import UserError  # noqa: E402
+from commen_utils.errors import UserError, exit_code  # noqa: E402
 
 
 def table(rows):
@@ -31,7 +31,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("rows", nargs="+", metavar="LABEL=CHECKPOINT:RESULT_JSON")
     args = p.parse_args(argv)
-    try:
+
+    def run():
         rows = []
         for row in args.rows:
             label, _, rest = row.partition("=")
@@ -40,10 +41,7 @@ def main(argv=None):
                 raise UserError(f"{result}: result JSON not found")
             rows.append((label, checkpoint, json.loads(Path(result).read_text())))
         print(table(rows))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code(run)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from commen_utils.atomic import atomic_path  # noqa: E402
-from commen_utils.errors import UserError  # noqa: E402
+from commen_utils.errors import exit_code  # noqa: E402
 from pruning_analysis_tools.curves import read_curves  # noqa: E402
 
 
@@ -51,13 +51,8 @@ def main(argv=None):
     p.add_argument("--output_dir", default="work_space/sensitivity_data/plots")
     p.add_argument("--per_figure", type=int, default=8)
     args = p.parse_args(argv)
-    try:
-        paths = plot_curves(read_curves(args.csv), args.output_dir, args.per_figure)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print("\n".join(map(str, paths)))
-    return 0
+    return exit_code(lambda: print("\n".join(map(str, plot_curves(read_curves(args.csv), args.output_dir,
+                                                                  args.per_figure)))))
 
 
 if __name__ == "__main__":
