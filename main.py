@@ -44,6 +44,8 @@ def build_parser():
     g.add_argument("--test_batch_size", type=int, default=32)
     g.add_argument("--num_workers", type=int, default=0, help="image decoding workers")
     g.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    g.add_argument("--skip_bad_images", action="store_true",
+                   help="drop the pairs whose images cannot be read (and say how many) instead of stopping")
     g.add_argument("--channel_order", choices=("RGB", "BGR"), help="override the model's channel order")
     g.add_argument("--pixel_mean", type=float, help="override: input = (pixel - mean) / std, pixels 0-255")
     g.add_argument("--pixel_std", type=float, help="override, see --pixel_mean")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch_pruning as tp
 from torch_pruning._helpers import to_plain_idxs
 
 from commen_utils.atomic import atomic_path, write_text

@@ -3,8 +3,8 @@ its filters is really removed? Writes Distiller's sensitivity CSV.
 
 Fast path, same numbers as the naive one: level 0.0 is the baseline, measured once; the activations entering
 a layer's group are computed once per layer (torch.fx splits the model where one value is alive), walked
-forward from the previous layer's, and only the part from there on is re-run for each level. `--sa_naive` re-evaluates the whole model every time, as the
-original did, and exists to prove that.
+forward from the previous layer's, and only the part from there on is re-run for each level. `--sa_naive`
+re-evaluates the whole model every time, as the original did, and exists to prove that.
 """
 import copy
 import csv
@@ -22,6 +22,7 @@ from commen_utils.model_stats import count_macs, count_params
 from commen_utils.timestamp import time_stamp
 from pruning import (ChannelGraph, apply_plan, call_order, channels_to_remove, consumers_of, following_norms,
                      group_scores, input_grams, recalibrate_bn, reconstruct)
+from test_module.evaluate import hidden
 
 # Distiller's five columns, then ours: the pruned model's size, the mean cosine between its outputs and the
 # unpruned model's (a smooth, low-noise measure of damage that the budget search uses), and how many
@@ -210,7 +211,7 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
     part = csv_path if world == 1 else csv_path.with_name(f"{csv_path.name}.part{rank}")
     writer = RowWriter(part, existing_text if world == 1 else "")
     total = sum(1 for g in todo for v in levels if (g.param, level_text(v)) not in finished)
-    with tqdm(total=total, desc="sensitivity", unit="level", disable=rank != 0) as bar:
+    with tqdm(total=total, desc="sensitivity", unit="level", disable=hidden(rank == 0)) as bar:
         for group in todo:
             left = [v for v in levels if (group.param, level_text(v)) not in finished]
             for row in analysis.rows(group, left, baseline, bar):

@@ -3,7 +3,8 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-requirements = [line.split("#")[0].strip() for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()]
+requirements_file = Path(__file__).with_name("requirements.txt")
+requirements = [line.split("#")[0].strip() for line in requirements_file.read_text().splitlines()]
 
 setup(
     name="compression_tool",

@@ -43,7 +43,8 @@ def main():
         print(f"  {name:40s} {seconds:7.1f} s")
     n1, f1 = results["naive, 1 process x 1 thread"][0], results["fast, 1 process x 1 thread"][0]
     n2, f2 = results["naive, 1 process x 2 threads"][0], results["fast, torchrun 2 processes x 1 thread"][0]
-    print(f"  speed-up 1 thread: {n1 / f1:.2f}x; both cores: {n2 / f2:.2f}x; CSVs identical at 1 thread per process: {same}")
+    print(f"  speed-up 1 thread: {n1 / f1:.2f}x; both cores: {n2 / f2:.2f}x; "
+          f"CSVs identical at 1 thread per process: {same}")
 
 
 if __name__ == "__main__":

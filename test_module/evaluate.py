@@ -1,13 +1,21 @@
 """Embed-and-score drivers: each unique image is decoded and embedded once, then pairs are scored by cosine
 similarity and handed to the metric functions."""
+import sys
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dataloader import ImageDataset, make_loader, read_class_list, read_pair_list
+from commen_utils.errors import UserError
+from dataloader import ImageDataset, load_image, make_loader, read_class_list, read_pair_list
 
 from . import metrics
+
+def hidden(progress):
+    """tqdm's `disable`: None shows bars on a terminal only, so that logs and error output stay clean."""
+    return None if progress else True
+
 
 HEADLINE = {"lfw": "accuracy", "company": "tpr_at_fpr", "classification": "tpr_at_fpr"}
 
@@ -27,7 +35,7 @@ class Evaluator:
         """All images as one tensor (kept when cache_images: sensitivity analysis re-embeds them often)."""
         if self._images is None or flip:
             loader = make_loader(ImageDataset(self.paths, self.spec, flip), self.batch_size, self.workers)
-            batches = [x for x, _ in tqdm(loader, desc="decoding images", disable=not self.progress, leave=False)]
+            batches = [x for x, _ in tqdm(loader, desc="decoding images", disable=hidden(self.progress), leave=False)]
             images = torch.cat(batches)
             if flip or not self.cache_images:
                 return images
@@ -48,7 +56,7 @@ class Evaluator:
             loader = ((inputs[i:i + self.batch_size], None) for i in range(0, len(inputs), self.batch_size))
         total = -(-len(self.paths) // self.batch_size)
         outputs = [model(x.to(self.device)).float().cpu()
-                   for x, _ in tqdm(loader, total=total, desc="embedding", disable=not self.progress, leave=False)]
+                   for x, _ in tqdm(loader, total=total, desc="embedding", disable=hidden(self.progress), leave=False)]
         return torch.cat(outputs)
 
     def embeddings(self, model, inputs=None, flipped_inputs=None):
@@ -108,10 +116,41 @@ def with_headline(result, data_source, target_fprs):
     return result
 
 
-def make_evaluator(data_source, root, list_path, spec, **kwargs):
-    if data_source == "classification":
-        return ClassificationEvaluator(read_class_list(list_path, root), spec, data_source=data_source, **kwargs)
-    return PairEvaluator(read_pair_list(list_path, root), spec, data_source=data_source, **kwargs)
+def unreadable_images(paths, spec, progress=True):
+    """{path: reason} for every image that does not decode to the model's input. Costs one extra decode of
+    each image, paid only when the user asks to skip bad ones."""
+    bad = {}
+    for path in tqdm(paths, desc="checking images", disable=hidden(progress), leave=False):
+        try:
+            load_image(path, spec)
+        except UserError as e:
+            bad[path] = str(e)
+    return bad
+
+
+def without_bad_images(items, paths_of, spec, list_path, progress=True):
+    """Drop the list entries that use an unreadable image, and say so."""
+    bad = unreadable_images(sorted({p for item in items for p in paths_of(item)}), spec, progress)
+    if not bad:
+        return items
+    kept = [item for item in items if not any(p in bad for p in paths_of(item))]
+    first = next(iter(bad.values()))
+    print(f"skipped {len(bad)} unreadable image(s) (first: {first}); dropped {len(items) - len(kept)} of "
+          f"{len(items)} entries of {list_path}", file=sys.stderr)
+    return kept
+
+
+def make_evaluator(data_source, root, list_path, spec, skip_bad_images=False, **kwargs):
+    classification = data_source == "classification"
+    items = read_class_list(list_path, root) if classification else read_pair_list(list_path, root)
+    if skip_bad_images:
+        items = without_bad_images(items, (lambda i: i[:1]) if classification else (lambda i: i[:2]), spec,
+                                   list_path, kwargs.get("progress", True))
+        if classification and not items or not classification and len({i[2] for i in items}) < 2:
+            raise UserError(f"{list_path}: too few readable entries left to score")
+    if classification:
+        return ClassificationEvaluator(items, spec, data_source=data_source, **kwargs)
+    return PairEvaluator(items, spec, data_source=data_source, **kwargs)
 
 
 def summary_line(result) -> str:

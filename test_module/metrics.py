@@ -28,8 +28,10 @@ def best_threshold(scores, labels):
 
 def kfold_accuracy(scores, labels, n_folds=10):
     """LFW protocol: for each fold, the threshold chosen on the other folds is applied to it.
-    Returns (mean accuracy, std, mean threshold). Folds are consecutive, as LFW's pairs are."""
+    Returns (mean accuracy, std, mean threshold). Folds are consecutive, as LFW's pairs are; a list shorter
+    than n_folds gets one fold per pair."""
     scores, labels = np.asarray(scores, float), np.asarray(labels)
+    n_folds = min(n_folds, len(scores))
     accuracies, thresholds = [], []
     for train, test in KFold(n_splits=n_folds, shuffle=False).split(scores):
         t = best_threshold(scores[train], labels[train])

@@ -9,7 +9,7 @@ from .plots import plot_roc
 
 def evaluator_from_args(args, spec, **overrides):
     settings = dict(target_fprs=args.target_fpr, batch_size=args.test_batch_size, device=args.device,
-                    workers=args.num_workers, flip=args.flip)
+                    workers=args.num_workers, flip=args.flip, skip_bad_images=args.skip_bad_images)
     settings.update(overrides)
     return make_evaluator(args.data_source, args.test_root_path, args.img_list_label_path, spec, **settings)
 
@@ -19,6 +19,7 @@ def run_test(args, loaded):
     print(f"{loaded.arch}: {summary_line(result)}")
     fpr, tpr, _, auc = result.pop("roc")
     roc_png = Path(args.roc_png or f"work_space/report/roc_{Path(loaded.arch).stem}_{time_stamp()}.png")
-    plot_roc({loaded.arch: (fpr, tpr, auc)}, roc_png, title=f"ROC of {loaded.arch} on {Path(args.img_list_label_path).name}")
+    plot_roc({loaded.arch: (fpr, tpr, auc)}, roc_png,
+             title=f"ROC of {loaded.arch} on {Path(args.img_list_label_path).name}")
     print(f"ROC curve: {roc_png}")
     return result

@@ -29,3 +29,21 @@ def test_errors_are_one_line(tmp_path):
         run_cli("--mode", "sa", "--model", "sface", "--fpgm", "--hrank", check=False))
     assert "--test_root_path is required" in one_line_error(
         run_cli("--mode", "test", "--model", "sface", "--device", "cpu", check=False))
+
+
+def test_corrupt_image_is_named_or_skipped(tmp_path):
+    import shutil
+    root = tmp_path / "faces"
+    shutil.copytree(ORL / "s1", root / "s1")
+    shutil.copytree(ORL / "s2", root / "s2")
+    (root / "s2/3.png").write_bytes(b"broken")
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("s1/1.png s1/2.png 1\ns1/3.png s1/4.png 1\ns2/1.png s2/2.png 1\n"
+                     "s1/1.png s2/1.png 0\ns1/2.png s2/3.png 0\ns1/5.png s2/4.png 0\n")
+    common = ["--mode", "test", "--model", "sface", "--best_model_path", SFACE, "--test_root_path", root,
+              "--img_list_label_path", pairs, "--device", "cpu", "--roc_png", tmp_path / "roc.png"]
+    line = one_line_error(run_cli(*common, "--result_json", tmp_path / "bad.json", check=False))
+    assert "s2/3.png: not a readable image" in line and not (tmp_path / "bad.json").exists()
+    proc = run_cli(*common, "--skip_bad_images", "--result_json", tmp_path / "r.json")
+    assert "skipped 1 unreadable image(s)" in proc.stderr and "dropped 1 of 6 entries" in proc.stderr
+    assert read_json(tmp_path / "r.json")["num_pairs"] == 5
