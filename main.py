@@ -138,8 +138,8 @@ def main(argv=None):
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written for the unfinished step", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"interrupted: {e or 'no output was written for the unfinished step'}", file=sys.stderr)
         return 130
     return 0
 

@@ -211,12 +211,16 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
     part = csv_path if world == 1 else csv_path.with_name(f"{csv_path.name}.part{rank}")
     writer = RowWriter(part, existing_text if world == 1 else "")
     total = sum(1 for g in todo for v in levels if (g.param, level_text(v)) not in finished)
-    with tqdm(total=total, desc="sensitivity", unit="level", disable=hidden(rank == 0)) as bar:
-        for group in todo:
-            left = [v for v in levels if (group.param, level_text(v)) not in finished]
-            for row in analysis.rows(group, left, baseline, bar):
-                writer.write(row)
-    writer.close()
+    try:
+        with tqdm(total=total, desc="sensitivity", unit="level", disable=hidden(rank == 0)) as bar:
+            for group in todo:
+                left = [v for v in levels if (group.param, level_text(v)) not in finished]
+                for row in analysis.rows(group, left, baseline, bar):
+                    writer.write(row)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"every finished row is in {part}; continue with --resume {csv_path}") from None
+    finally:
+        writer.close()
     if world > 1:
         dist.barrier()
         if rank == 0:
