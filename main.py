@@ -127,7 +127,6 @@ def run(args):
     return run_prune(args, loaded, evaluator, images, ranks)
 
 
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:

@@ -5,6 +5,7 @@ A family file registers its factories with @register_model. Every factory takes 
 so a pruned model is rebuilt by name + keep. A user model is `--model path/to/file.py:factory`.
 """
 import importlib
+import inspect
 import importlib.util
 import pkgutil
 from dataclasses import dataclass, field
@@ -77,11 +78,11 @@ def _entry_from_file(ref: str) -> ModelEntry:
         raise UserError(f"--model {ref}: {path} has no function '{factory_name}'")
     input_spec = getattr(module, "INPUT_SPEC", InputSpec())
 
-    def build(input_size, embedding_size):
-        try:
-            return factory(input_size=input_size, embedding_size=embedding_size)
-        except TypeError:  # a plain factory with no arguments
-            return factory()
+    accepted = inspect.signature(factory).parameters
+
+    def build(input_size, embedding_size):  # pass only what the user's factory takes
+        offered = {"input_size": input_size, "embedding_size": embedding_size}
+        return factory(**{k: v for k, v in offered.items() if k in accepted})
     return ModelEntry(ref, build, input_spec, getattr(module, "EMBEDDING_SIZE", 512))
 
 
