@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (SFace on the ORL faces): score -> sensitivity analysis -> budget
-# schedule -> prune (+ least-squares repair + BN re-estimation) -> score the pruned checkpoint -> table.
+# schedule -> prune (+ least-squares repair + BN re-estimation) -> report (table, ROC, widths, curves).
 # `make demo` runs this after set-up; the sizes below keep it to a few minutes on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -41,10 +41,10 @@ $PY main.py --mode prune --model $MODEL --best_model_path $CHECKPOINT "${COMMON[
     --yaml_path "$RUN/schedule.yaml" "${REPAIR[@]}" --save_model_pt --pruned_save_model_path "$RUN" \
     --layers_out_path "$RUN/out.txt" --result_json "$RUN/prune.json"
 
-echo "== 5/5 score the pruned checkpoint (it rebuilds itself: no model definition needed)"
-$PY main.py --mode test --best_model_path "$RUN/model_${MODEL}.pt" "${COMMON[@]}" --img_list_label_path $PAIRS \
-    --roc_png "$RUN/roc_pruned.png" --result_json "$RUN/test_pruned.json"
-
-echo
-$PY pruning_analysis_tools/compare_table.py "original=$CHECKPOINT:$RUN/test_original.json" \
-    "pruned ${TARGET_MACS}x MACs=$RUN/model_${MODEL}.pt:$RUN/test_pruned.json" | tee "$RUN/table.md"
+echo "== 5/5 report: every variant scored side by side (the pruned checkpoint rebuilds itself)"
+$PY pruning_analysis_tools/report.py --variant "original=$CHECKPOINT" \
+    --variant "pruned ${TARGET_MACS}x MACs=$RUN/model_${MODEL}.pt" --test_root_path $TEST_ROOT \
+    --img_list_label_path $PAIRS --csv "$CSV" --output_dir "$RUN/report" \
+    --notes "sensitivity analysis on $SA_PAIRS at levels $LEVELS" \
+            "schedule: budget ${TARGET_MACS}x MACs, candidates measured on $SA_PAIRS" \
+            "repair: least-squares refit and BN statistics on $CALIB_IMAGES training images; no fine-tuning"

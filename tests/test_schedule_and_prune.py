@@ -69,6 +69,13 @@ def test_prune_mode_saves_a_reloadable_checkpoint(tmp_path):
     run_cli("--mode", "test", "--best_model_path", tmp_path / "model_sface.pt", "--result_json",
             tmp_path / "test.json", "--roc_png", tmp_path / "roc.png", *common)
     assert read_json(tmp_path / "test.json")["accuracy"] == pytest.approx(result["accuracy_after"])
+    proc = run_cli("--variant", f"original={SFACE}", "--variant", f"pruned={tmp_path / 'model_sface.pt'}",
+                   "--test_root_path", ORL, "--img_list_label_path", pairs, "--output_dir", tmp_path / "report",
+                   script="pruning_analysis_tools/report.py")
+    report = (tmp_path / "report/report.md").read_text()
+    assert "| original | 9.64 | 574 |" in report and "| pruned |" in report and "![ROC curves](roc.png)" in report
+    assert (tmp_path / "report/roc.png").is_file() and (tmp_path / "report/widths.png").is_file()
+    assert f"{result['accuracy_after']:.4f}" in proc.stdout
 
 
 def test_prune_rejects_unknown_layer(tmp_path):
