@@ -24,7 +24,7 @@ def timed_cli(args, threads, nproc=1):
     """Wall time of one CLI run (process start included), with `threads` torch threads per process."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     command = [sys.executable, str(ROOT / "main.py")] if nproc == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", "29561",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--standalone",
          str(ROOT / "main.py")]
     start = time.perf_counter()
     proc = subprocess.run(command + [str(a) for a in args] + ["--threads", str(threads)], cwd=ROOT, env=env,

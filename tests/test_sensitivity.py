@@ -52,8 +52,8 @@ def test_fast_path_equals_naive_path(fast_csv, tmp_path):
 def test_torchrun_two_processes_write_the_same_csv(fast_csv, tmp_path):
     pairs, fast = fast_csv
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29531", str(ROOT / "main.py"), *map(str, sa_args(pairs, tmp_path))],
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+                           str(ROOT / "main.py"), *map(str, sa_args(pairs, tmp_path))],
                           cwd=ROOT, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert only_csv(tmp_path) == fast
