@@ -106,21 +106,6 @@ class ImageDataset(Dataset):
         return load_image(self.paths[i], self.spec, self.flip), i
 
 
-class LabelledImages(Dataset):
-    """(path, label) items, with optional random horizontal flip (training)."""
-
-    def __init__(self, items, spec, random_flip=False):
-        self.items, self.spec, self.random_flip = list(items), spec, random_flip
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        path, label = self.items[i]
-        flip = self.random_flip and bool(torch.randint(2, ()).item())
-        return load_image(path, self.spec, flip), label
-
-
 def image_folder_items(root):
     """An ImageFolder (one sub-folder per identity) as sorted (path, class index) items and class names."""
     root = Path(root)

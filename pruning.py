@@ -318,7 +318,10 @@ def summarize(loaded):
     model, size = loaded.model, loaded.input_size
     graph = ChannelGraph(model, size)
     params, macs = count_params(model), count_macs(model, size)
-    print(f"{loaded.arch}: input {size[0]}x{size[1]}, {params / 1e6:.3f} M params, {macs / 1e6:.1f} M MACs")
+    from model_define import get_entry
+    others = [f"{h}x{w}" for h, w in get_entry(loaded.arch).input_sizes if (h, w) != tuple(size)]
+    also = f" (also built for {', '.join(others)})" if others else ""
+    print(f"{loaded.arch}: input {size[0]}x{size[1]}{also}, {params / 1e6:.3f} M params, {macs / 1e6:.1f} M MACs")
     print(f"{len(graph.groups)} prunable layers (leader weight, width, coupled producers):")
     for g in graph.groups:
         others = [p for p in g.producers if p != g.leader]
