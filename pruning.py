@@ -329,6 +329,10 @@ def summarize(loaded):
     return {"params": params, "macs": macs, "prunable_layers": [g.param for g in graph.groups]}
 
 
+def criterion_of(args):
+    return "fpgm" if args.fpgm else "hrank" if args.hrank else "l1"
+
+
 def keep_widths(model):
     """The original's printed keep list: out-channels of every conv weight, in state_dict order."""
     return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
@@ -369,7 +373,7 @@ def run_prune(args, loaded, evaluator=None, calibration_images=None, ranks=None)
     graph = ChannelGraph(model, size)
     for param in ratios:
         graph.group(param)  # unknown or unprunable names fail here, before any work
-    criterion = "fpgm" if args.fpgm else "hrank" if args.hrank else "l1"
+    criterion = criterion_of(args)
     result = {"params_before": count_params(model), "macs_before": count_macs(model, size)}
     if evaluator is not None:
         result["accuracy_before"] = evaluator(model)["headline"]

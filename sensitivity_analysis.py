@@ -20,8 +20,8 @@ from commen_utils.errors import UserError
 from commen_utils.graph_split import GraphSplitter
 from commen_utils.model_stats import count_macs, count_params
 from commen_utils.timestamp import time_stamp
-from pruning import (ChannelGraph, apply_plan, call_order, channels_to_remove, consumers_of, following_norms,
-                     group_scores, input_grams, recalibrate_bn, reconstruct)
+from pruning import (ChannelGraph, apply_plan, call_order, channels_to_remove, consumers_of, criterion_of,
+                     following_norms, group_scores, input_grams, recalibrate_bn, reconstruct)
 from test_module.evaluate import hidden
 
 # Distiller's five columns, then ours: the pruned model's size, the mean cosine between its outputs and the
@@ -84,11 +84,11 @@ class SensitivityAnalysis:
             reconstruct(model, self.model, [plan], self.grams, self.following)
         return model
 
-    def _norms_from(self, model, group):
-        """BNs called at or after the group's first member: the ones whose inputs pruning changes."""
-        first = min(self.position[name] for name, _, _ in self.graph.plan(group, [0]) if name in self.position)
-        return [m for name, m in model.named_modules()
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and self.position.get(name, -1) >= first]
+    def _norms_from(self, members):
+        """Names of the BNs called at or after a group's first member: those whose inputs pruning changes."""
+        first = min(self.position[name] for name in members if name in self.position)
+        return {name for name, m in self.model.named_modules()
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and self.position.get(name, -1) >= first}
 
     def _activations_at(self, cut):
         """(pair images, flipped images, calibration images) as they arrive at `cut`, walked forward from the
@@ -110,8 +110,10 @@ class SensitivityAnalysis:
         scores = group_scores(self.model, group, self.criterion, self.ranks)
         cut = inputs = flipped = None
         calibration = self.calibration
+        members = {name for name, _, _ in self.graph.plan(group, [0])}
+        norms = self._norms_from(members) if calibration is not None else set()
         if self.splitter is not None:
-            cut = self.splitter.cut_before({name for name, _, _ in self.graph.plan(group, [0])})
+            cut = self.splitter.cut_before(members)
         if cut is not None:
             inputs, flipped, calibration = self._activations_at(cut)
         reference = baseline[1]
@@ -122,7 +124,8 @@ class SensitivityAnalysis:
                 model = self._pruned(group, level, scores)
                 runner = model if cut is None else self.splitter.suffix(model, cut)
                 if calibration is not None:
-                    recalibrate_bn(runner, calibration, self.evaluator.batch_size, self._norms_from(model, group))
+                    recalibrate_bn(runner, calibration, self.evaluator.batch_size,
+                                   [m for name, m in model.named_modules() if name in norms])
                 outputs = self.evaluator.outputs(runner, inputs, flipped)
                 metric = self.evaluator.score(outputs)["headline"]
             cosine = torch.nn.functional.cosine_similarity(outputs, reference, dim=1).mean().item()
@@ -184,7 +187,7 @@ def distributed_context(device):
 def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
     levels = parse_levels(args.sparsities)
     rank, world = distributed_context(args.device)
-    criterion = "fpgm" if args.fpgm else "hrank" if args.hrank else "l1"
+    criterion = criterion_of(args)
     analysis = SensitivityAnalysis(
         loaded.model, loaded.input_size, evaluator, criterion, ranks, args.sa_naive,
         calibration[:args.bn_recalibrate] if args.bn_recalibrate else None,

@@ -21,7 +21,6 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 
 from commen_utils.atomic import atomic_path, write_text  # noqa: E402
 from commen_utils.errors import UserError, exit_code  # noqa: E402
@@ -50,10 +49,6 @@ def latency_ms(model, input_size, repeats=20):
     return 1000 * statistics.median(times)
 
 
-def conv_widths(model):
-    return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
-
-
 def save_figure(fig, path):
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -76,6 +71,7 @@ def plot_widths(widths: dict, path):
 
 def build_report(args):
     from model_define.loading import load_model
+    from pruning import keep_widths
     from pruning_analysis_tools.curves import read_curves
     from pruning_analysis_tools.plot_csv import plot_curves
     from test_module.evaluate import make_evaluator
@@ -95,7 +91,7 @@ def build_report(args):
         result = evaluator(loaded.model)
         fpr, tpr, _, auc = result.pop("roc")
         curves[label] = (fpr, tpr, auc)
-        widths[label] = conv_widths(loaded.model)
+        widths[label] = keep_widths(loaded.model)
         rows.append({"variant": label, "checkpoint": path, "params": count_params(loaded.model),
                      "macs": count_macs(loaded.model, loaded.input_size),
                      "latency_ms_bs1": latency_ms(loaded.model, loaded.input_size), **result})
