@@ -80,7 +80,17 @@ def build_parser():
     g.add_argument("--round_to", type=int, default=1, help="round kept widths to a multiple of this")
 
     g = p.add_argument_group("quantization")
-    g.add_argument("--fp16", action="store_true", help="half precision (the only kind available so far)")
+    g.add_argument("--quant_backend", default="fbgemm", help="fbgemm | x86 (torch INT8 kernels) | onnxruntime")
+    g.add_argument("--observer", default="histogram", choices=("histogram", "minmax", "percentile"),
+                   help="how activation ranges are calibrated")
+    g.add_argument("--calib_batches", type=int, default=4, help="batches of calibration images (from "
+                   "--train_data_path, never the test pairs)")
+    g.add_argument("--calib_batch_size", type=int, default=16)
+    g.add_argument("--int8_prelu", action="store_true", help="PReLU in integer arithmetic (default: float)")
+    g.add_argument("--fp16", action="store_true", help="also compare half precision (the original's option)")
+    g.add_argument("--latency_batches", type=int, nargs="+", default=[1, 32], help="batch sizes timed")
+    g.add_argument("--latency_repeats", type=int, default=20, help="timed calls per median (bs1; a quarter "
+                   "of it for larger batches)")
     g.add_argument("--quantized_save_model_path", default="work_space/quantized_model", help="output folder")
     return p
 
@@ -119,7 +129,8 @@ def run(args):
     images = sample_images(args.train_data_path, loaded.spec, needed) if needed else None
     if args.mode == "quantization":
         from quantization import run_quantization
-        return run_quantization(args, loaded, evaluator)
+        calibration = sample_images(args.train_data_path, loaded.spec, args.calib_batches * args.calib_batch_size)
+        return run_quantization(args, loaded, evaluator, calibration)
     if args.mode == "sa":
         from sensitivity_analysis import run_sensitivity
         return run_sensitivity(args, loaded, evaluator, ranks, images)

@@ -1,20 +1,42 @@
-"""`--mode quantization`. So far: `--fp16`, the original's half-precision option, done honestly — weights
-stored in half precision, accuracy and embedding agreement measured against FP32 on the pair list, the
-checkpoint saved in a form `--mode test` reloads. Calibrated INT8 and ONNX export are not here yet.
+"""`--mode quantization`: post-training static INT8 that runs in integer kernels, half precision, ONNX exports,
+and an honest comparison with FP32 on the user's pair list (accuracy, embedding cosine, latency, file size).
+
+INT8 uses torch.ao's FX flow on the x86/fbgemm kernels, with two fixes of our own:
+- torch 2.14's quantized PReLU requantizes positive inputs through the *slope's* quantization: it multiplies
+  them by 1.0 written in the slope's int8 grid, which saturates whenever 1.0 lies outside the slopes' range
+  (SFace's cosine to FP32 falls to -0.15). `PReLUSlopeObserver` puts 1.0 exactly on that grid, and PReLU stays
+  integer (`--int8_prelu`).
+- Or PReLU runs in float between integer layers (`FloatPReLU`, the default: faster at batch 1 on this CPU,
+  see BENCHMARKS.md).
+ONNX Runtime's static quantization is the third backend (`--quant_backend onnxruntime`).
 """
 import copy
 import sys
+import warnings
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from torch.ao.quantization import QConfig, get_default_qconfig_mapping
+from torch.ao.quantization.observer import (HistogramObserver, MinMaxObserver, ObserverBase,
+                                            PerChannelMinMaxObserver)
+from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+from tqdm import tqdm
 
+from commen_utils.atomic import staged_files
 from commen_utils.checkpoint import save_checkpoint
 from commen_utils.errors import UserError
+from commen_utils.latency import median_latency_ms
+from commen_utils.onnx_io import OnnxModel, export_onnx, quantize_onnx
 from commen_utils.timestamp import time_stamp
 
+TORCH_BACKENDS = ("fbgemm", "x86")
+BACKENDS = TORCH_BACKENDS + ("onnxruntime",)
+OBSERVERS = ("histogram", "minmax", "percentile")
 
-class HalfPrecision(torch.nn.Module):
+
+class HalfPrecision(nn.Module):
     """Runs a model in float16 and hands back float32, so that callers need not change."""
 
     def __init__(self, model):
@@ -25,32 +47,227 @@ class HalfPrecision(torch.nn.Module):
         return self.model(x.half()).float()
 
 
+class FloatPReLU(nn.PReLU):
+    """A PReLU that FX's pattern table does not know (it matches exact types), so it stays float."""
+
+
+class PReLUSlopeObserver(ObserverBase):
+    """Slope quantization for the integer PReLU kernel: the range always holds 0 and 1, and the step is 1/n,
+    so that 1.0 (the kernel's factor for positive inputs) is exact."""
+
+    def __init__(self, dtype=torch.quint8, **kwargs):
+        super().__init__(dtype=dtype, is_dynamic=False)
+        self.qscheme = torch.per_tensor_affine
+        self.register_buffer("low", torch.tensor(0.0))
+        self.register_buffer("high", torch.tensor(1.0))
+
+    def forward(self, slopes):
+        self.low = torch.minimum(self.low, slopes.detach().min())
+        self.high = torch.maximum(self.high, slopes.detach().max())
+        return slopes
+
+    def calculate_qparams(self):
+        steps = int(255 // float(self.high - self.low))
+        return torch.tensor([1.0 / steps]), torch.tensor([int(round(-float(self.low) * steps))])
+
+
+class PercentileObserver(ObserverBase):
+    """Activation range from the 0.001 % / 99.999 % quantiles of each calibration batch (the widest over
+    batches): it ignores the few outliers that stretch a min-max range and waste int8 steps."""
+
+    def __init__(self, dtype=torch.quint8, quantile=0.99999, reduce_range=False, **kwargs):
+        super().__init__(dtype=dtype, is_dynamic=False)
+        self.quantile, self.reduce_range, self.qscheme = quantile, reduce_range, torch.per_tensor_affine
+        self.register_buffer("low", torch.tensor(0.0))
+        self.register_buffer("high", torch.tensor(0.0))
+
+    def forward(self, x):
+        flat = x.detach().float().flatten()
+        if flat.numel() > 2 ** 24:  # torch.quantile's input limit
+            flat = flat[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[:2 ** 24]]
+        low, high = torch.quantile(flat, torch.tensor([1 - self.quantile, self.quantile]))
+        self.low, self.high = torch.minimum(self.low, low), torch.maximum(self.high, high)
+        return x
+
+    def calculate_qparams(self):
+        levels = 127 if self.reduce_range else 255
+        scale = max(float(self.high - self.low) / levels, 1e-8)
+        return torch.tensor([scale]), torch.tensor([min(levels, int(round(-float(self.low) / scale)))])
+
+
+def cpu_has_vnni() -> bool:
+    """x86/fbgemm need 7-bit activations (reduce_range) only where int8 products are summed in int16 with
+    saturation, i.e. without VNNI; with it, the full 8 bits cut SFace's embedding error by half."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def activation_observer(name, reduce_range):
+    return {"histogram": HistogramObserver, "minmax": MinMaxObserver,
+            "percentile": PercentileObserver}[name].with_args(reduce_range=reduce_range)
+
+
+def qconfig_mapping(backend, observer, int8_prelu, reduce_range):
+    weight = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+    activation = activation_observer(observer, reduce_range)
+    mapping = get_default_qconfig_mapping(backend).set_global(QConfig(activation=activation, weight=weight))
+    if int8_prelu:
+        return mapping.set_object_type(nn.PReLU, QConfig(activation=activation, weight=PReLUSlopeObserver))
+    return mapping.set_object_type(FloatPReLU, None)
+
+
+def float_prelus(model):
+    """Swap every nn.PReLU for a FloatPReLU holding the same slopes."""
+    for name, child in model.named_children():
+        if type(child) is nn.PReLU:
+            replacement = FloatPReLU(child.num_parameters)
+            replacement.weight = child.weight
+            setattr(model, name, replacement)
+        else:
+            float_prelus(child)
+    return model
+
+
+def prepare_int8(model, input_size, settings):
+    """The float model with observers inserted (FX), ready to calibrate; `settings` is what a checkpoint
+    stores to rebuild the same structure: backend, observer, int8_prelu, reduce_range."""
+    torch.backends.quantized.engine = settings["backend"]
+    model = copy.deepcopy(model).cpu().eval()
+    if not settings["int8_prelu"]:
+        model = float_prelus(model)
+    mapping = qconfig_mapping(settings["backend"], settings["observer"], settings["int8_prelu"],
+                              settings["reduce_range"])
+    with warnings.catch_warnings():  # torch.ao's deprecation notice, repeated for every module
+        warnings.simplefilter("ignore")
+        return prepare_fx(model, mapping, example_inputs=(torch.zeros(1, 3, *input_size),))
+
+
+def convert_int8(prepared):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return convert_fx(prepared)
+
+
+@torch.no_grad()
+def quantize_int8(model, input_size, images, settings, batch_size=16, progress=True):
+    prepared = prepare_int8(model, input_size, settings)
+    for i in tqdm(range(0, len(images), batch_size), desc="calibrating", disable=None if progress else True):
+        prepared(images[i:i + batch_size])
+    return convert_int8(prepared)
+
+
+def int8_structure(model, input_size, settings):
+    """An uncalibrated INT8 model with the layout a saved one has, to load its state_dict into."""
+    with warnings.catch_warnings():  # observers that saw no data warn; their values are about to be loaded
+        warnings.simplefilter("ignore")
+        return convert_int8(prepare_int8(model, input_size, settings))
+
+
 def file_size_mb(path):
     return Path(path).stat().st_size / 2 ** 20
 
 
-def run_quantization(args, loaded, evaluator):
-    if not args.fp16:
-        raise UserError("--mode quantization: only --fp16 is available so far (calibrated INT8 is not yet)")
-    fp32 = loaded.model.eval()
-    half = HalfPrecision(fp32).to(args.device).eval()
-    outputs32, outputs16 = evaluator.outputs(fp32), evaluator.outputs(half)
-    cosine = F.cosine_similarity(outputs32, outputs16, dim=1)
-    result = {"accuracy_fp32": evaluator.score(outputs32)["headline"],
-              "accuracy_fp16": evaluator.score(outputs16)["headline"],
-              "cosine_min": cosine.min().item(), "cosine_mean": cosine.mean().item()}
-    folder = Path(args.quantized_save_model_path)
-    stem = f"{Path(loaded.arch).stem}_{time_stamp()}"
-    common = dict(arch=loaded.arch, keep=loaded.keep, input_size=loaded.input_size,
-                  embedding_size=loaded.embedding_size, overwrite=args.overwrite)
-    path32 = save_checkpoint(folder / f"{stem}_fp32.pt", fp32, metadata={"precision": "fp32"}, **common)
-    path16 = save_checkpoint(folder / f"{stem}_fp16.pt", half.model, metadata={"precision": "fp16"}, **common)
-    result.update(size_mb_fp32=file_size_mb(path32), size_mb_fp16=file_size_mb(path16), checkpoint=str(path16))
-    print(f"{evaluator.data_source}: FP32 {result['accuracy_fp32']:.4f} -> FP16 {result['accuracy_fp16']:.4f}; "
-          f"embedding cosine to FP32 min {result['cosine_min']:.5f}, mean {result['cosine_mean']:.5f}; "
-          f"file {result['size_mb_fp32']:.1f} MB -> {result['size_mb_fp16']:.1f} MB")
-    print(f"saved: {path16} (reloads with --mode test --best_model_path)")
+def compare(evaluator, reference, candidates):
+    """Accuracy of each candidate and the cosine of its embeddings to the reference's, image by image."""
+    ref = evaluator.outputs(reference)
+    rows = {}
+    for name, model in candidates.items():
+        out = evaluator.outputs(model)
+        cosine = F.cosine_similarity(ref, out, dim=1)
+        rows[name] = {"accuracy": evaluator.score(out)["headline"], "cosine_min": cosine.min().item(),
+                      "cosine_mean": cosine.mean().item()}
+    return evaluator.score(ref)["headline"], rows
+
+
+def quantization_settings(args):
+    backend = args.quant_backend
+    return {"precision": "int8", "backend": backend, "observer": args.observer,
+            "int8_prelu": bool(args.int8_prelu), "reduce_range": not cpu_has_vnni()}
+
+
+def run_quantization(args, loaded, evaluator, calibration_images):
+    """FP32 vs INT8 (and fp16 with --fp16) on the pair list; saves every variant and both ONNX files."""
+    check_flags(args)
+    settings = quantization_settings(args)
+    fp32 = loaded.model.cpu().eval()
+    stem = Path(args.quantized_save_model_path) / f"{Path(loaded.arch).stem}_{time_stamp()}"
+    names = {"fp32": "_fp32.pt", "onnx fp32": "_fp32.onnx", "onnx int8": "_int8.onnx"}
+    names.update({"int8": "_int8.pt"} if settings["backend"] in TORCH_BACKENDS else {})
+    names.update({"fp16": "_fp16.pt"} if args.fp16 else {})
+    final = {name: stem.with_name(stem.name + suffix) for name, suffix in names.items()}
+    with staged_files(final, args.overwrite) as files:
+        result = quantize_and_compare(args, loaded, evaluator, calibration_images, fp32, settings, files)
+    result["files"] = {name: str(path) for name, path in final.items()}
+    for name, path in final.items():
+        print(f"saved {name}: {path}")
     return result
+
+
+def quantize_and_compare(args, loaded, evaluator, calibration_images, fp32, settings, files):
+    common = dict(arch=loaded.arch, keep=loaded.keep, input_size=loaded.input_size,
+                  embedding_size=loaded.embedding_size)
+    save_checkpoint(files["fp32"], fp32, metadata={"precision": "fp32"}, **common)
+    export_onnx(fp32, loaded.input_size, files["onnx fp32"])
+    variants = {}
+    if args.fp16:
+        variants["fp16"] = HalfPrecision(fp32)
+        save_checkpoint(files["fp16"], variants["fp16"].model, metadata={"precision": "fp16"}, **common)
+    print(f"INT8: backend {settings['backend']}, observer {settings['observer']}, {len(calibration_images)} "
+          f"calibration images from {args.train_data_path}, PReLU {'integer' if settings['int8_prelu'] else 'float'}, "
+          f"{7 if settings['reduce_range'] else 8}-bit activations")
+    quantize_onnx(files["onnx fp32"], files["onnx int8"], calibration_images, args.observer)
+    if settings["backend"] == "onnxruntime":
+        variants["int8"], files["int8"] = OnnxModel(files["onnx int8"]), files["onnx int8"]
+    else:
+        variants["int8"] = quantize_int8(fp32, loaded.input_size, calibration_images, settings)
+        save_checkpoint(files["int8"], variants["int8"], metadata=settings, **common)
+    variants.update({"onnx fp32": OnnxModel(files["onnx fp32"]), "onnx int8": OnnxModel(files["onnx int8"])})
+
+    evaluator.device = "cpu"  # INT8 kernels are CPU kernels; all variants are compared on the same device
+    reference, rows = compare(evaluator, fp32, variants)
+    rows = {"fp32": {"accuracy": reference, "cosine_min": 1.0, "cosine_mean": 1.0}, **rows}
+    for name, row in rows.items():
+        if name in files:
+            row["size_mb"] = file_size_mb(files[name])
+        if name in ("fp32", "int8", "fp16"):
+            for batch in args.latency_batches:
+                repeats = args.latency_repeats if batch == 1 else max(3, args.latency_repeats // 4)
+                row[f"latency_ms_bs{batch}"] = median_latency_ms(variants.get(name, fp32), loaded.input_size,
+                                                                 batch, repeats)
+    result = {"cosine_min": rows["int8"]["cosine_min"], "cosine_mean": rows["int8"]["cosine_mean"],
+              "variants": rows, "settings": settings}
+    for name in ("fp32", "int8", "fp16"):
+        for key, value in rows.get(name, {}).items():
+            if key.startswith("latency_ms_bs"):
+                result[f"latency_ms_{name}_bs{key.rsplit('bs', 1)[1]}"] = value
+            elif key in ("accuracy", "size_mb"):
+                result[f"{key}_{name}"] = value
+    print_table(evaluator.data_source, rows)
+    return result
+
+
+def print_table(data_source, rows):
+    batches = sorted(int(k.rsplit("bs", 1)[1]) for k in rows["fp32"] if k.startswith("latency_ms_bs"))
+    print(f"| variant | {data_source} headline | cosine to FP32 min / mean | size MB | "
+          + " | ".join(f"bs{b} ms (x FP32)" for b in batches) + " |")
+    print("|---|---|---|---|" + "---|" * len(batches))
+    for name, row in rows.items():
+        cells = [name, f"{row['accuracy']:.4f}", f"{row['cosine_min']:.4f} / {row['cosine_mean']:.4f}",
+                 f"{row['size_mb']:.2f}" if "size_mb" in row else "-"]
+        for b in batches:
+            ms = row.get(f"latency_ms_bs{b}")
+            cells.append(f"{ms:.1f} ({ms / rows['fp32'][f'latency_ms_bs{b}']:.2f}x)" if ms else "-")
+        print("| " + " | ".join(cells) + " |")
+
+
+def check_flags(args):
+    if args.quant_backend not in BACKENDS:
+        raise UserError(f"--quant_backend {args.quant_backend}: choose one of {', '.join(BACKENDS)}")
+    if args.int8_prelu and args.quant_backend == "onnxruntime":
+        raise UserError("--int8_prelu applies to the torch backends (fbgemm, x86), not to onnxruntime")
 
 
 if __name__ == "__main__":  # same flags as main.py

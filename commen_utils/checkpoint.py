@@ -5,6 +5,7 @@ A checkpoint is either a plain state_dict (what the original tool saved) or the 
 "metadata": ...}. Everything is loaded with weights_only=True: a pickle that would run code is refused.
 """
 import pickle
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -57,11 +58,20 @@ def save_checkpoint(path, model, arch: str, keep=None, input_size=None, embeddin
         "input_size": list(input_size) if input_size else None,
         "embedding_size": embedding_size,
         "metadata": metadata or {},
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": portable_state_dict(model),
     }
     with atomic_path(path, overwrite) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+def portable_state_dict(model):
+    """The state_dict on the CPU, keeping its per-module versions (`_metadata`): quantized layers read them
+    to decide how to load. Quantized Linear layers also keep a (weight, bias) tuple and a dtype."""
+    state = model.state_dict()
+    portable = OrderedDict((k, v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in state.items())
+    portable._metadata = getattr(state, "_metadata", None)
+    return portable
 
 
 def load_weights(model, state_dict, source: str = "checkpoint"):
@@ -69,8 +79,9 @@ def load_weights(model, state_dict, source: str = "checkpoint"):
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
-    shapes = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    shapes = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}" for k in own
+              if isinstance(own[k], torch.Tensor) and k in state_dict and isinstance(state_dict[k], torch.Tensor)
+              and tuple(own[k].shape) != tuple(state_dict[k].shape)]
     problems = []
     for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", shapes)):
         if items:

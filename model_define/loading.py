@@ -34,6 +34,8 @@ def parse_size(text):
 
 def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input_size=None,
                embedding_size=None, device="cpu", preprocess=None) -> LoadedModel:
+    if checkpoint and str(checkpoint).endswith(".onnx"):
+        return load_onnx(model_name, checkpoint, input_size, embedding_size, preprocess)
     state_dict, info = load_checkpoint(checkpoint, from_data_parallel) if checkpoint else (None, {})
     arch = info.get("arch") or model_name
     if not arch:
@@ -44,7 +46,28 @@ def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input
     size = tuple(parse_size(input_size) or info.get("input_size") or entry.spec.size)
     embedding = embedding_size or info.get("embedding_size") or entry.embedding_size
     model = create_model(arch, size, embedding, keep=info.get("keep"))
+    settings = info.get("metadata", {})
+    if settings.get("precision") == "int8":  # rebuild the quantized layout, then load its packed weights
+        from quantization import int8_structure
+        model, device = int8_structure(model, size, settings), "cpu"
     if state_dict is not None:
         load_weights(model, state_dict, source=str(checkpoint))
-    spec = replace(entry.spec, size=size, **{k: v for k, v in (preprocess or {}).items() if v is not None})
-    return LoadedModel(model.to(device).eval(), arch, spec, size, embedding, info.get("keep"), entry.task)
+    return LoadedModel(model.to(device).eval(), arch, input_spec(entry, size, preprocess), size, embedding,
+                       info.get("keep"), entry.task)
+
+
+def input_spec(entry, size, preprocess):
+    return replace(entry.spec, size=size, **{k: v for k, v in (preprocess or {}).items() if v is not None})
+
+
+def load_onnx(model_name, path, input_size=None, embedding_size=None, preprocess=None) -> LoadedModel:
+    """An exported model run by ONNX Runtime (CPU). --model names its preprocessing (the ONNX holds none)."""
+    from commen_utils.onnx_io import OnnxModel
+
+    if not model_name:
+        raise UserError(f"{path}: an ONNX file does not say how its input is preprocessed; pass --model")
+    entry = get_entry(model_name)
+    model = OnnxModel(path)
+    size = tuple(parse_size(input_size) or model.input_size or entry.spec.size)
+    return LoadedModel(model, model_name, input_spec(entry, size, preprocess), size,
+                       embedding_size or entry.embedding_size, None, entry.task)

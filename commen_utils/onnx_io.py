@@ -1,0 +1,71 @@
+"""ONNX export of a float model, ONNX Runtime static INT8 quantization, and an ONNX model that runs like a
+torch module (so that `--mode test` and the evaluators take .onnx files too)."""
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_path
+from .errors import UserError
+
+INPUT, OUTPUT = "input", "embedding"
+
+
+def export_onnx(model, input_size, path, overwrite=True) -> Path:
+    """Float model -> ONNX with a dynamic batch axis. The TorchScript exporter (dynamo=False) is used because
+    the dynamo one needs onnxscript, which this tool does not otherwise depend on."""
+    model = model.eval().cpu()
+    with atomic_path(path, overwrite) as tmp, torch.no_grad():
+        torch.onnx.export(model, torch.zeros(1, 3, *input_size), str(tmp), dynamo=False, opset_version=17,
+                          input_names=[INPUT], output_names=[OUTPUT],
+                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+    return Path(path)
+
+
+class OnnxModel:
+    """Callable like a torch module: float tensor in, float tensor out, run by ONNX Runtime on the CPU."""
+
+    def __init__(self, path, threads=None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own Fail/InvalidGraph types for foreign bytes
+            raise UserError(f"{path}: not an ONNX model ONNX Runtime can run ({str(e).splitlines()[0][:200]})") \
+                from None
+        self.input_name = self.session.get_inputs()[0].name
+        shape = self.session.get_inputs()[0].shape
+        self.input_size = tuple(shape[2:]) if all(isinstance(s, int) for s in shape[2:]) else None
+
+    def eval(self):
+        return self
+
+    def __call__(self, x):
+        out = self.session.run(None, {self.input_name: x.detach().cpu().float().numpy()})[0]
+        return torch.from_numpy(out)
+
+
+class _ImageReader:
+    """ONNX Runtime's calibration interface: one {input: batch} dict per call, None at the end."""
+
+    def __init__(self, images, batch_size):
+        self.batches = iter([{INPUT: images[i:i + batch_size].numpy()} for i in range(0, len(images), batch_size)])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+ORT_CALIBRATION = {"minmax": "MinMax", "histogram": "Entropy", "percentile": "Percentile"}
+
+
+def quantize_onnx(fp32_path, int8_path, images, observer="histogram", batch_size=16, overwrite=True) -> Path:
+    """Static INT8 (QOperator: integer kernels, not float simulated in QDQ pairs; it ran faster here),
+    per-channel weights, activations calibrated on `images`."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    with atomic_path(int8_path, overwrite) as tmp:
+        quantize_static(str(fp32_path), str(tmp), _ImageReader(images, batch_size), quant_format=QuantFormat.QOperator,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=getattr(CalibrationMethod, ORT_CALIBRATION[observer]))
+    return Path(int8_path)
