@@ -106,6 +106,25 @@ class ImageDataset(Dataset):
         return load_image(self.paths[i], self.spec, self.flip), i
 
 
+class TrainImages(Dataset):
+    """(image, identity) from an ImageFolder, flipped at random. The flips depend only on (seed, epoch, index),
+    so that a run resumed at an epoch boundary sees exactly what an uninterrupted one would."""
+
+    def __init__(self, items, spec, seed=0):
+        self.items, self.spec, self.seed, self.epoch = list(items), spec, seed, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        path, label = self.items[i]
+        coin = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 100_003 + i)
+        return load_image(path, self.spec, flip=bool(torch.rand(1, generator=coin) < 0.5)), label
+
+
 def image_folder_items(root):
     """An ImageFolder (one sub-folder per identity) as sorted (path, class index) items and class names."""
     root = Path(root)

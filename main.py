@@ -11,7 +11,7 @@ import torch
 from commen_utils.errors import UserError
 from commen_utils.results import write_result_json
 
-MODES = ("test", "summary", "sa", "prune", "quantization")
+MODES = ("test", "summary", "sa", "prune", "quantization", "finetune")
 
 
 def default_device():
@@ -62,7 +62,7 @@ def build_parser():
                    help="levels of filters removed per layer")
     g.add_argument("--sensitivity_csv_path", default="work_space/sensitivity_data", help="CSV output folder")
     g.add_argument("--sa_naive", action="store_true", help="re-run the whole model for every level (reference)")
-    g.add_argument("--resume", help="continue an interrupted analysis from its CSV")
+    g.add_argument("--resume", help="continue an interrupted run: sa: its CSV; finetune: its run folder")
 
     g.add_argument("--bn_recalibrate", type=int, default=0, metavar="N",
                    help="re-estimate BN statistics on N training images after thinning (sa: adaptive-BN "
@@ -92,7 +92,43 @@ def build_parser():
     g.add_argument("--latency_repeats", type=int, default=20, help="timed calls per median (bs1; a quarter "
                    "of it for larger batches)")
     g.add_argument("--quantized_save_model_path", default="work_space/quantized_model", help="output folder")
+
+    g = p.add_argument_group("finetune (also --train_data_path, --resume, --num_workers)")
+    g.add_argument("--pruned_checkpoint", help="the model to fine-tune (same as --best_model_path)")
+    g.add_argument("--teacher_path", help="unpruned checkpoint to distil embeddings from")
+    g.add_argument("--kd_weight", type=float, help="weight of the distillation loss (default 1 with a teacher)")
+    g.add_argument("--head", default="arcface", choices=("arcface", "cosface", "none"),
+                   help="margin head over the identities; none: distillation alone (no labels needed)")
+    g.add_argument("--margin_s", type=float, default=64.0, help="head scale")
+    g.add_argument("--margin_m", type=float, help="head margin (default: ArcFace 0.5, CosFace 0.35)")
+    g.add_argument("--head_path", help="resume the head from this state_dict")
+    g.add_argument("--lr", type=float, default=0.01)
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--weight_decay", type=float, default=5e-4, help="not applied to BN, biases, PReLU")
+    g.add_argument("--epoch", type=int, default=30)
+    g.add_argument("--milestones", default="12,15,18", help="epochs where the LR is divided by 10 (any number)")
+    g.add_argument("--warmup_epochs", type=float, default=0.0, help="linear LR warm-up")
+    g.add_argument("--train_batch_size", type=int, default=64, help="global batch (split across processes)")
+    g.add_argument("--seed", type=int, default=0, help="data order and flips")
+    g.add_argument("--work_path", default="work_space/finetune", help="run folders go here")
     return p
+
+
+def finetune_config(args):
+    from train_module.trainer import FineTuneConfig
+
+    try:
+        milestones = tuple(int(m) for m in args.milestones.split(",") if m.strip())
+    except ValueError:
+        raise UserError(f"--milestones {args.milestones}: expected epochs separated by commas, e.g. 12,15,18") \
+            from None
+    kd_weight = args.kd_weight if args.kd_weight is not None else (1.0 if args.teacher_path else 0.0)
+    if args.head == "none" and not (args.teacher_path and kd_weight > 0):
+        raise UserError("--head none trains on distillation alone: give --teacher_path (and --kd_weight > 0)")
+    return FineTuneConfig(epochs=args.epoch, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                          milestones=milestones, warmup_epochs=args.warmup_epochs, batch_size=args.train_batch_size,
+                          head=args.head, margin_s=args.margin_s, margin_m=args.margin_m, kd_weight=kd_weight,
+                          seed=args.seed)
 
 
 def run(args):
@@ -107,8 +143,11 @@ def run(args):
     if args.target_fpr is None:
         args.target_fpr = [1e-3] if args.data_source == "classification" else [1e-6]
     preprocess = {"channel_order": args.channel_order, "mean": args.pixel_mean, "std": args.pixel_std}
-    loaded = load_model(args.model, args.best_model_path, args.from_data_parallel, args.input_size,
-                        args.embedding_size, args.device, preprocess)
+    if args.pruned_checkpoint and args.best_model_path:
+        raise UserError("--pruned_checkpoint and --best_model_path name the same thing: give one")
+    checkpoint = args.pruned_checkpoint or args.best_model_path
+    loaded = load_model(args.model, checkpoint, args.from_data_parallel, args.input_size, args.embedding_size,
+                        args.device, preprocess)
     if args.mode == "summary":
         from pruning import summarize
         return summarize(loaded)
@@ -131,6 +170,12 @@ def run(args):
         from quantization import run_quantization
         calibration = sample_images(args.train_data_path, loaded.spec, args.calib_batches * args.calib_batch_size)
         return run_quantization(args, loaded, evaluator, calibration)
+    if args.mode == "finetune":
+        from train_module.trainer import run_finetune
+        config = finetune_config(args)
+        teacher = load_model(loaded.arch, args.teacher_path, args.from_data_parallel, loaded.input_size,
+                             loaded.embedding_size, args.device).model if args.teacher_path else None
+        return run_finetune(args, loaded, evaluator, config, teacher)
     if args.mode == "sa":
         from sensitivity_analysis import run_sensitivity
         return run_sensitivity(args, loaded, evaluator, ranks, images)

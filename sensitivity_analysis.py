@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from commen_utils.distributed import distributed_context
 from commen_utils.errors import UserError
 from commen_utils.graph_split import GraphSplitter
 from commen_utils.model_stats import count_macs, count_params
@@ -172,16 +173,6 @@ class RowWriter:
 
     def close(self):
         self.file.close()
-
-
-def distributed_context(device):
-    """(rank, world size) under torchrun, after joining the process group; (0, 1) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
-    return dist.get_rank(), world
 
 
 def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):

@@ -1,0 +1,130 @@
+"""Fine-tuning: schedule and heads as pure functions; on a tiny ImageFolder, a run killed with SIGKILL and
+resumed ends with exactly the weights of an uninterrupted one; torchrun with 2 processes keeps the replicas
+identical; distillation alone needs a teacher."""
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from commen_utils.checkpoint import load_checkpoint, save_checkpoint
+from model_define.keep import record_keep
+from model_define.loading import load_model
+from pruning import ChannelGraph, prune_model
+from tests.cli import ORL, ROOT, SFACE, one_line_error, read_json, run_cli, subset_pairs
+from train_module.heads import ArcFace, CosFace, embedding_distillation
+from train_module.trainer import FineTuneConfig, learning_rate, parameter_groups
+
+TRAIN = ORL.parent.parent / "train_data/orl_s1-20"
+
+
+def test_learning_rate_schedule():
+    config = FineTuneConfig(lr=0.1, milestones=(2, 4, 5, 7), warmup_epochs=1)
+    assert learning_rate(config, 0.5) == pytest.approx(0.05)
+    assert [learning_rate(config, e) for e in (1, 2, 4, 5, 7)] == pytest.approx([0.1, 0.01, 1e-3, 1e-4, 1e-5])
+
+
+def test_no_weight_decay_on_bn_bias_prelu():
+    model = load_model("mobilefacenet").model
+    decay, no_decay = parameter_groups([model], 5e-4)
+    assert all(p.ndim > 1 for p in decay["params"]) and no_decay["weight_decay"] == 0.0
+    named = {id(p): n for n, p in model.named_parameters()}
+    assert any("prelu" in named[id(p)] or "bn" in named[id(p)] for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("head_class", [ArcFace, CosFace])
+def test_margin_heads_penalise_only_the_target(head_class):
+    torch.manual_seed(0)
+    head = head_class(8, 5, s=1.0, m=0.3)
+    embeddings, labels = torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 4, 0])
+    plain = head_class(8, 5, s=1.0, m=0.0)
+    plain.weight = head.weight
+    assert head(embeddings, labels) > plain(embeddings, labels)
+    assert embedding_distillation(embeddings, embeddings) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    """SFace with a quarter of every group removed, 4 identities x 4 images, 24 pairs."""
+    tmp = tmp_path_factory.mktemp("ft")
+    train = tmp / "train"
+    for identity in sorted(TRAIN.iterdir())[:4]:
+        (train / identity.name).mkdir(parents=True)
+        for image in sorted(identity.iterdir())[:4]:
+            shutil.copy(image, train / identity.name / image.name)
+    loaded = load_model("sface", SFACE)
+    graph = ChannelGraph(loaded.model, (112, 112))
+    prune_model(loaded.model, (112, 112), {g.param: 0.25 for g in graph.groups}, graph=graph)
+    student = save_checkpoint(tmp / "pruned.pt", loaded.model, "sface", keep=record_keep(loaded.model),
+                              input_size=(112, 112), embedding_size=128)
+    return tmp, train, student, subset_pairs(tmp, 24)
+
+
+def finetune_args(setup, work, *extra):
+    tmp, train, student, pairs = setup
+    return ["--mode", "finetune", "--pruned_checkpoint", student, "--teacher_path", SFACE, "--train_data_path",
+            train, "--test_root_path", ORL, "--img_list_label_path", pairs, "--device", "cpu", "--epoch", "2",
+            "--milestones", "1", "--lr", "0.01", "--train_batch_size", "8", "--work_path", work, *extra]
+
+
+def weights(run_folder):
+    return load_checkpoint(run_folder / "last.pt")[0]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_setup):
+    work = tiny_setup[0] / "straight"
+    run_cli(*finetune_args(tiny_setup, work, "--result_json", work / "r.json"))
+    return work
+
+
+def test_finetune_writes_log_plot_and_best(uninterrupted):
+    result = read_json(uninterrupted / "r.json")
+    folder = ROOT / result["run_folder"] if not os.path.isabs(result["run_folder"]) else result["run_folder"]
+    rows = list(csv.DictReader(open(f"{folder}/log.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"] and result["epochs"] == 2
+    assert float(rows[0]["accuracy"]) == pytest.approx(result["accuracy_start"])
+    assert result["accuracy"] == pytest.approx(max(float(r["accuracy"]) for r in rows))
+    assert os.path.getsize(f"{folder}/curves.png") > 10_000
+    assert load_checkpoint(result["best_checkpoint"])[1]["keep"]  # the pruned widths travel with it
+
+
+def test_sigkill_then_resume_gives_the_same_weights(tiny_setup, uninterrupted, tmp_path):
+    work = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *map(str, finetune_args(tiny_setup, work))],
+                            cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list(work.glob("*/log.csv")):
+        assert time.time() < deadline and proc.poll() is None, "the first epoch never finished"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    folder = next(work.glob("*/log.csv")).parent
+    run_cli(*finetune_args(tiny_setup, work, "--resume", folder))
+    expected, got = weights(next(uninterrupted.glob("*/last.pt")).parent), weights(folder)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_torchrun_two_processes_keep_replicas_identical(tiny_setup, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+                           str(ROOT / "main.py"), *map(str, finetune_args(tiny_setup, tmp_path, "--epoch", "1"))],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader(open(next(tmp_path.glob("*/log.csv")))))
+    assert [r["replicas_identical"] for r in rows] == ["True", "True"] and float(rows[1]["loss"]) > 0
+
+
+def test_distillation_alone_needs_a_teacher(tiny_setup, tmp_path):
+    args = finetune_args(tiny_setup, tmp_path, "--head", "none")
+    args.remove("--teacher_path")
+    args.remove(str(SFACE)) if str(SFACE) in args else args.remove(SFACE)
+    assert "--teacher_path" in one_line_error(run_cli(*args, check=False))
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,234 @@
+"""`--mode finetune`: win back what pruning cost. Any model the tool loads (zoo, pruned or user checkpoint) is
+trained on an ImageFolder with a margin head (ArcFace / CosFace) and/or distillation from the unpruned teacher's
+embeddings, scored on the pair list every epoch; the best checkpoint is kept, the last one resumes a run.
+One process or many (torchrun: DDP, gloo on CPU, NCCL on GPU).
+"""
+import csv
+import io
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
+
+from commen_utils.atomic import write_text
+from commen_utils.checkpoint import load_checkpoint, save_checkpoint
+from commen_utils.distributed import distributed_context, local_device
+from commen_utils.errors import UserError
+from commen_utils.timestamp import time_stamp
+from dataloader import TrainImages, image_folder_items, make_loader
+from test_module.evaluate import hidden
+
+from .heads import HEADS, embedding_distillation
+from .plots import plot_history
+
+
+@dataclass
+class FineTuneConfig:
+    epochs: int = 30
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: tuple = (12, 15, 18)
+    warmup_epochs: float = 0.0
+    batch_size: int = 64
+    head: str = "arcface"  # or "cosface", or "none" for distillation alone
+    margin_s: float = 64.0
+    margin_m: float = None  # the head's own default
+    kd_weight: float = 0.0
+    seed: int = 0
+
+
+def learning_rate(config: FineTuneConfig, epoch: float) -> float:
+    """Linear warm-up over `warmup_epochs`, then divided by 10 at each milestone passed."""
+    warm = min(1.0, (epoch + 1e-9) / config.warmup_epochs) if config.warmup_epochs > 0 else 1.0
+    return config.lr * warm * 0.1 ** sum(epoch >= m for m in config.milestones)
+
+
+def parameter_groups(modules, weight_decay):
+    """Weight decay on conv/linear weights and head centres only: not on BN, biases or PReLU slopes."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+
+
+class Learner(nn.Module):
+    """What DDP wraps: the model, its head, and the teacher's target (not trained, not synchronised)."""
+
+    def __init__(self, model, head, kd_weight):
+        super().__init__()
+        self.model, self.head, self.kd_weight = model, head, kd_weight
+
+    def forward(self, images, labels, teacher_embeddings):
+        embeddings = self.model(images)
+        losses = {}
+        if self.head is not None:
+            losses["head"] = self.head(embeddings, labels)
+        if teacher_embeddings is not None:
+            losses["kd"] = self.kd_weight * embedding_distillation(embeddings, teacher_embeddings)
+        return losses
+
+
+def replicas_identical(model, world):
+    """Every process holds the same weights and buffers as rank 0 (checked rather than trusted). DDP keeps
+    the weights equal; BN running statistics drift by the last batch of each process, so rank 0's are
+    broadcast first: they are the ones saved."""
+    if world == 1:
+        return True
+    for buffer in model.buffers():
+        dist.broadcast(buffer, 0)
+    flat = torch.cat([p.detach().flatten().double() for p in model.state_dict().values() if p.is_floating_point()])
+    reference = flat.clone()
+    dist.broadcast(reference, 0)
+    gap = (flat - reference).abs().max()
+    dist.all_reduce(gap, op=dist.ReduceOp.MAX)
+    return gap.item() == 0.0
+
+
+class FineTune:
+    def __init__(self, loaded, evaluator, config, train_root, teacher=None, head_state=None, workers=0,
+                 device="cpu"):
+        self.rank, self.world = distributed_context(device)
+        self.device = local_device(device)
+        self.loaded, self.evaluator, self.config = loaded, evaluator, config
+        evaluator.device = self.device
+        self.model = loaded.model.to(self.device)
+        self.teacher = teacher.to(self.device).eval() if teacher is not None else None
+        items, classes = image_folder_items(train_root)
+        self.dataset = TrainImages(items, loaded.spec, config.seed)
+        per_rank = max(1, config.batch_size // self.world)
+        if len(items) < per_rank * self.world:
+            raise UserError(f"{train_root}: {len(items)} images, fewer than one batch of {config.batch_size}")
+        self.sampler = DistributedSampler(self.dataset, self.world, self.rank, shuffle=True, seed=config.seed,
+                                          drop_last=True)
+        self.loader = make_loader(self.dataset, per_rank, workers, sampler=self.sampler, drop_last=True)
+        self.head = None
+        torch.manual_seed(config.seed)  # the head's initial centres
+        if config.head != "none":
+            kwargs = {"s": config.margin_s, **({"m": config.margin_m} if config.margin_m is not None else {})}
+            self.head = HEADS[config.head](loaded.embedding_size, len(classes), **kwargs).to(self.device)
+            if head_state is not None:
+                self.head.load_state_dict(head_state)
+        self.learner = Learner(self.model, self.head, config.kd_weight)
+        self.trainable = self.learner if self.world == 1 else DistributedDataParallel(
+            self.learner, device_ids=[torch.device(self.device).index] if "cuda" in str(self.device) else None)
+        self.optimizer = torch.optim.SGD(parameter_groups([self.model] + ([self.head] if self.head else []),
+                                                          config.weight_decay), lr=config.lr,
+                                         momentum=config.momentum)
+        self.epoch, self.best, self.history = 0, -math.inf, []
+
+    def state(self):
+        return {"epoch": self.epoch, "best": self.best, "history": self.history,
+                "optimizer": self.optimizer.state_dict(),
+                "head": self.head.state_dict() if self.head is not None else None}
+
+    def restore(self, state):
+        self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.head is not None and state["head"] is not None:
+            self.head.load_state_dict(state["head"])
+
+    def train_epoch(self):
+        self.learner.train()
+        self.sampler.set_epoch(self.epoch)
+        self.dataset.set_epoch(self.epoch)
+        sums, steps = {}, len(self.loader)
+        bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+                   disable=hidden(self.rank == 0), leave=False)
+        for step, (images, labels) in enumerate(bar):
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate(self.config, self.epoch + step / steps)
+            images, labels = images.to(self.device), labels.to(self.device)
+            target = None
+            if self.teacher is not None:
+                with torch.no_grad():
+                    target = self.teacher(images)
+            losses = self.trainable(images, labels, target)
+            loss = sum(losses.values())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            for name, value in {"loss": loss, **losses}.items():
+                sums[name] = sums.get(name, 0.0) + value.item()
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        self.epoch += 1
+        return {name: total / steps for name, total in sums.items()}
+
+    def score(self):
+        """Headline metric on the pair list (rank 0 scores; the others get its number)."""
+        value = torch.tensor([self.evaluator(self.model)["headline"] if self.rank == 0 else 0.0], dtype=torch.float64)
+        if self.world > 1:
+            dist.broadcast(value, 0)
+        return value.item()
+
+
+def history_csv(rows, headline):
+    """The log as CSV text: one row per epoch (epoch 0 is the model before training)."""
+    buffer = io.StringIO()
+    fields = ["epoch", "lr", "loss", "head", "kd", headline, "seconds", "replicas_identical"]
+    writer = csv.DictWriter(buffer, fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def run_finetune(args, loaded, evaluator, config: FineTuneConfig, teacher=None):
+    resume = Path(args.resume) if args.resume else None
+    folder = resume or Path(args.work_path) / time_stamp()
+    head_state = None
+    if args.head_path:
+        head_state, _ = load_checkpoint(args.head_path)
+    job = FineTune(loaded, evaluator, config, args.train_data_path, teacher, head_state, args.num_workers,
+                   args.device)
+    if resume:
+        last = resume / "last.pt"
+        state_dict, info = load_checkpoint(last)
+        job.model.load_state_dict(state_dict)
+        job.restore(info["metadata"]["train_state"])
+        if job.rank == 0:
+            print(f"resuming {folder} after epoch {job.epoch}")
+    elif job.rank == 0 and (folder / "last.pt").exists() and not args.overwrite:
+        raise UserError(f"{folder}: a run is already there (pass --resume {folder}, or --overwrite)")
+    headline = {"lfw": "accuracy"}.get(evaluator.data_source, "tpr_at_fpr")
+    common = dict(arch=loaded.arch, keep=loaded.keep, input_size=loaded.input_size,
+                  embedding_size=loaded.embedding_size)
+    if not job.history:  # the model as given is the first "best": fine-tuning must beat it to replace it
+        job.best = job.score()
+        job.history.append({"epoch": 0, headline: job.best, "replicas_identical": True})
+        if job.rank == 0:
+            save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": 0, headline: job.best}, **common)
+    if job.rank == 0:
+        print(f"fine-tuning {loaded.arch} for {config.epochs} epochs on {args.train_data_path} "
+              f"({len(job.dataset)} images, head {config.head}, distillation weight {config.kd_weight}); "
+              f"{headline} before: {job.history[0][headline]:.4f}; run folder {folder}")
+    try:
+        while job.epoch < config.epochs:
+            started = time.perf_counter()
+            losses = job.train_epoch()
+            identical = replicas_identical(job.learner, job.world)
+            value = job.score()
+            row = {"epoch": job.epoch, "lr": learning_rate(config, job.epoch - 1), headline: value,
+                   "seconds": round(time.perf_counter() - started, 2), "replicas_identical": identical, **losses}
+            job.history.append(row)
+            if job.rank == 0:
+                if value > job.best:
+                    job.best = value
+                    save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": job.epoch, headline: value},
+                                    **common)
+                save_checkpoint(folder / "last.pt", job.model, metadata={"train_state": job.state(),
+                                                                          "config": asdict(config)}, **common)
+                write_text(folder / "log.csv", history_csv(job.history, headline))
+                plot_history(job.history, headline, folder / "curves.png")
+                print(f"epoch {job.epoch}: loss {losses['loss']:.4f}, {headline} {value:.4f}"
+                      f"{' (best)' if value == job.best else ''}", flush=True)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"fine-tuning stopped during epoch {job.epoch + 1}; {folder}/last.pt holds epoch "
+                                f"{job.epoch}: continue with the same command and --resume {folder}") from None
+    return {"accuracy_start": job.history[0][headline], "accuracy": job.best, "epochs": job.epoch,
+            "best_checkpoint": str(folder / "best.pt"), "run_folder": str(folder), "log": str(folder / "log.csv")}
