@@ -107,11 +107,12 @@ class ImageDataset(Dataset):
 
 
 class TrainImages(Dataset):
-    """(image, identity) from an ImageFolder, flipped at random. The flips depend only on (seed, epoch, index),
-    so that a run resumed at an epoch boundary sees exactly what an uninterrupted one would."""
+    """(image, identity) from an ImageFolder, flipped and shifted by up to `shift` pixels at random (edges
+    repeated). The draws depend only on (seed, epoch, index), so that a run resumed at an epoch boundary sees
+    exactly what an uninterrupted one would."""
 
-    def __init__(self, items, spec, seed=0):
-        self.items, self.spec, self.seed, self.epoch = list(items), spec, seed, 0
+    def __init__(self, items, spec, seed=0, shift=0):
+        self.items, self.spec, self.seed, self.shift, self.epoch = list(items), spec, seed, shift, 0
 
     def set_epoch(self, epoch):
         self.epoch = epoch
@@ -121,8 +122,14 @@ class TrainImages(Dataset):
 
     def __getitem__(self, i):
         path, label = self.items[i]
-        coin = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 100_003 + i)
-        return load_image(path, self.spec, flip=bool(torch.rand(1, generator=coin) < 0.5)), label
+        draws = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 100_003 + i)
+        image = load_image(path, self.spec, flip=bool(torch.rand(1, generator=draws) < 0.5))
+        if self.shift:
+            dy, dx = torch.randint(-self.shift, self.shift + 1, (2,), generator=draws).tolist()
+            padded = torch.nn.functional.pad(image[None], [self.shift] * 4, mode="replicate")[0]
+            h, w = image.shape[1:]
+            image = padded[:, self.shift + dy:self.shift + dy + h, self.shift + dx:self.shift + dx + w]
+        return image, label
 
 
 def image_folder_items(root):

@@ -11,7 +11,7 @@ import torch
 from commen_utils.errors import UserError
 from commen_utils.results import write_result_json
 
-MODES = ("test", "summary", "sa", "prune", "quantization", "finetune")
+MODES = ("test", "summary", "sa", "prune", "quantization", "finetune", "report")
 
 
 def default_device():
@@ -109,8 +109,12 @@ def build_parser():
     g.add_argument("--milestones", default="12,15,18", help="epochs where the LR is divided by 10 (any number)")
     g.add_argument("--warmup_epochs", type=float, default=0.0, help="linear LR warm-up")
     g.add_argument("--train_batch_size", type=int, default=64, help="global batch (split across processes)")
-    g.add_argument("--seed", type=int, default=0, help="data order and flips")
+    g.add_argument("--seed", type=int, default=0, help="data order, flips and shifts")
+    g.add_argument("--shift", type=int, default=8, help="random translation of training images, in pixels")
     g.add_argument("--work_path", default="work_space/finetune", help="run folders go here")
+
+    g = p.add_argument_group("report (reads --result_json: a report.json from pruning_analysis_tools/report.py)")
+    g.add_argument("--report_dir", help="where to draw the report again (default: beside the JSON)")
     return p
 
 
@@ -128,11 +132,18 @@ def finetune_config(args):
     return FineTuneConfig(epochs=args.epoch, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                           milestones=milestones, warmup_epochs=args.warmup_epochs, batch_size=args.train_batch_size,
                           head=args.head, margin_s=args.margin_s, margin_m=args.margin_m, kd_weight=kd_weight,
-                          seed=args.seed)
+                          seed=args.seed, shift=args.shift)
 
 
 def run(args):
     from model_define.loading import load_model
+
+    if args.mode == "report":
+        from pruning_analysis_tools.report import rebuild_report
+        if not args.result_json:
+            raise UserError("--mode report needs --result_json: the report.json to draw the report from")
+        rebuild_report(args.result_json, args.report_dir)
+        return None
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -187,7 +198,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         result = run(args)
-        write_result_json(args.result_json, result)
+        if result is not None:
+            write_result_json(args.result_json, result)
     except UserError as e:
         if args.debug:
             raise

@@ -4,7 +4,7 @@ fixed integer PReLU, and ONNX Runtime QOperator -- plus, for SFace, the embeddin
 accuracy on ORL's 3,600 pairs. Calibration: 64 images of identities 1-20 (percentile observer). MobileFaceNet
 and IR-50 carry their initial random weights: only their latency counts here.
 
-    python benchmarks/int8.py [--threads 1] [--repeats 20] [--models sface mobilefacenet iresnet50]
+    python benchmarks/int8.py [--threads 1] [--repeats 20] [--models sface mobilefacenet resnet50]
 """
 import argparse
 import tempfile
@@ -41,7 +41,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--models", nargs="+", default=["sface", "mobilefacenet", "iresnet50"])
+    p.add_argument("--models", nargs="+", default=["sface", "mobilefacenet", "resnet50"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{args.threads} thread(s), median of {args.repeats} (bs1) / {max(3, args.repeats // 4)} (bs32); "

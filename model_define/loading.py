@@ -19,6 +19,7 @@ class LoadedModel:
     embedding_size: int
     keep: dict = None
     task: str = "verification"
+    precision: str = "fp32"  # int8: the model runs quantized kernels; its float layout is create_model(arch, keep)
 
 
 def parse_size(text):
@@ -53,7 +54,7 @@ def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input
     if state_dict is not None:
         load_weights(model, state_dict, source=str(checkpoint))
     return LoadedModel(model.to(device).eval(), arch, input_spec(entry, size, preprocess), size, embedding,
-                       info.get("keep"), entry.task)
+                       info.get("keep"), entry.task, settings.get("precision", "fp32"))
 
 
 def input_spec(entry, size, preprocess):
@@ -70,4 +71,4 @@ def load_onnx(model_name, path, input_size=None, embedding_size=None, preprocess
     model = OnnxModel(path)
     size = tuple(parse_size(input_size) or model.input_size or entry.spec.size)
     return LoadedModel(model, model_name, input_spec(entry, size, preprocess), size,
-                       embedding_size or entry.embedding_size, None, entry.task)
+                       embedding_size or entry.embedding_size, None, entry.task, "onnx")

@@ -121,7 +121,9 @@ def measured_choice(args, candidates, size):
         print(f"candidate blend {blend:.2f} (0 = uniform, 1 = equal damage): MACs {reached['macs']:.3f}x, "
               f"measured {scores[blend]:.4f}")
     best = max(scores, key=lambda b: (scores[b], -b))
-    return best, scores[best]
+    tried = [{"blend": b, "macs_ratio": candidates[b][1]["macs"], "params_ratio": candidates[b][1]["params"],
+              "measured": scores[b]} for b in scores]
+    return best, scores[best], tried
 
 
 def build_parser():
@@ -171,14 +173,16 @@ def make_schedule(args):
             return {"macs": macs, "params": params}
         candidates = budget_schedules(curves, layers, targets, counts)
         rule = "budget " + ", ".join(f"{k} <= {v:g}x" for k, v in targets.items())
+        tried = []
         if args.best_model_path:
-            blend, measured = measured_choice(args, candidates, size)
+            blend, measured, tried = measured_choice(args, candidates, size)
             rule += f", blend {blend:g} chosen by measurement ({measured:.4f} on {Path(args.img_list_label_path).name})"
         else:
             blend = 1.0
             rule += ", equal-damage schedule (not measured)"
         ratios, reached = candidates[blend]
     elif args.expected_acc is not None:
+        tried = []
         ratios = faithful_schedule(curves, layers, args.expected_acc)
         macs, params = measured_counts(args.model, size, ratios, args.embedding_size)
         base_macs, base_params = measured_counts(args.model, size, {}, args.embedding_size)
@@ -193,7 +197,7 @@ def make_schedule(args):
     write_schedule(args.output, ratios, size, header)
     print("\n".join(header[1:]) + f"\nschedule: {args.output}")
     result = {"ratios": ratios, "macs_ratio": reached["macs"], "params_ratio": reached["params"],
-              "baseline": curves.baseline, "yaml": str(args.output)}
+              "baseline": curves.baseline, "yaml": str(args.output), "candidates": tried}
     write_result_json(args.result_json, result)
     return result
 

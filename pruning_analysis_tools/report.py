@@ -7,9 +7,7 @@ variants on one plot, per-layer widths, and the sensitivity curves when a CSV is
         --img_list_label_path ... [--csv SA.csv] --output_dir work_space/report/<time>
 """
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,24 +27,6 @@ from commen_utils.results import write_result_json  # noqa: E402
 from commen_utils.timestamp import time_stamp  # noqa: E402
 
 TARGET_FPRS = (1e-2, 1e-3)
-
-
-def latency_ms(model, input_size, repeats=20):
-    """Median CPU time of one image, 1 thread (the number a person compares variants by)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    x = torch.zeros(1, 3, *input_size)
-    try:
-        with torch.no_grad():
-            model.cpu()(x)
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                model(x)
-                times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return 1000 * statistics.median(times)
 
 
 def save_figure(fig, path):
@@ -69,56 +49,135 @@ def plot_widths(widths: dict, path):
     return save_figure(fig, path)
 
 
-def build_report(args):
+def plot_accuracy_vs_macs(rows, candidates, metric, path):
+    """Every variant, plus each candidate schedule auto_make_yaml measured (on its own, analysis pairs)."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    base = rows[0]["macs"]
+    for r in rows:
+        ax.scatter(r["macs"] / 1e6, r["headline"], s=60, zorder=3, label=r["variant"])
+    if candidates:
+        ax.scatter([c["macs_ratio"] * base / 1e6 for c in candidates], [c["measured"] for c in candidates],
+                   marker="x", s=60, color="gray", label="budget candidates (analysis pairs)")
+    ax.set_xlabel("MACs (M)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} against MACs")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=9)
+    return save_figure(fig, path)
+
+
+def float_layout(loaded):
+    """What params, MACs and widths are counted on: an INT8 model's float twin (packed weights hide both)."""
+    from model_define.registry import create_model
+
+    if loaded.precision != "int8":
+        return loaded.model
+    return create_model(loaded.arch, loaded.input_size, loaded.embedding_size, keep=loaded.keep).eval()
+
+
+def measure(args):
+    """Score every variant on one pair list: the report's data, as plain JSON-able values."""
+    import json
+
+    from commen_utils.latency import median_latency_ms
     from model_define.loading import load_model
     from pruning import keep_widths
-    from pruning_analysis_tools.curves import read_curves
-    from pruning_analysis_tools.plot_csv import plot_curves
     from test_module.evaluate import make_evaluator
-    from test_module.plots import plot_roc
 
-    out = Path(args.output_dir or f"work_space/report/{time_stamp()}")
     variants = [v.partition("=")[::2] for v in args.variant]
     if any(not label or not path for label, path in variants):
         raise UserError("--variant takes LABEL=CHECKPOINT")
-    rows, curves, widths, evaluator = [], {}, {}, None
+    rows, evaluator = [], None
     for label, path in variants:
         loaded = load_model(checkpoint=path)
         if evaluator is None:  # images decoded once for every variant
             evaluator = make_evaluator(args.data_source, args.test_root_path, args.img_list_label_path,
                                        loaded.spec, target_fprs=TARGET_FPRS, batch_size=16, cache_images=True,
                                        progress=False)
-        result = evaluator(loaded.model)
+        evaluator.device = "cpu"
+        result = evaluator(loaded.model.cpu())
         fpr, tpr, _, auc = result.pop("roc")
-        curves[label] = (fpr, tpr, auc)
-        widths[label] = keep_widths(loaded.model)
-        rows.append({"variant": label, "checkpoint": path, "params": count_params(loaded.model),
-                     "macs": count_macs(loaded.model, loaded.input_size),
-                     "latency_ms_bs1": latency_ms(loaded.model, loaded.input_size), **result})
+        layout = float_layout(loaded)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the number a person compares variants by
+        try:
+            latency = median_latency_ms(loaded.model, loaded.input_size, 1, repeats=20)
+        finally:
+            torch.set_num_threads(threads)
+        rows.append({"variant": label, "checkpoint": path, "precision": loaded.precision,
+                     "params": count_params(layout), "macs": count_macs(layout, loaded.input_size),
+                     "latency_ms_bs1": latency, "widths": keep_widths(layout), "auc": auc,
+                     "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
+                     **{k: v for k, v in result.items() if k != "auc"}})
+    candidates = [c for path in args.budgets or [] for c in json.loads(Path(path).read_text()).get("candidates", [])]
+    return {"pairs": str(args.img_list_label_path), "root": str(args.test_root_path),
+            "data_source": args.data_source, "made": time_stamp(), "variants": rows, "candidates": candidates,
+            "csv": args.csv, "notes": args.notes or []}
+
+
+def table(rows):
     lines = ["| variant | params (M) | MACs (M) | latency bs1, 1 thread (ms) | 10-fold accuracy | "
              "TPR@FPR=1e-2 | TPR@FPR=1e-3 | AUC |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        tpr = r["tpr_at_fpr"]
+        tpr = {float(k): v for k, v in r["tpr_at_fpr"].items()}
         lines.append(f"| {r['variant']} | {r['params'] / 1e6:.2f} | {r['macs'] / 1e6:.0f} | "
                      f"{r['latency_ms_bs1']:.1f} | {r.get('accuracy', float('nan')):.4f} | {tpr[1e-2]:.3f} | "
                      f"{tpr[1e-3]:.3f} | {r['auc']:.4f} |")
-    table = "\n".join(lines)
-    plot_roc(curves, out / "roc.png", title=f"ROC on {Path(args.img_list_label_path).name}")
-    plot_widths(widths, out / "widths.png")
-    doc = ["# compression_tool report", "", f"Pairs: `{args.img_list_label_path}` ({rows[0]['num_pairs']} "
-           f"pairs, root `{args.test_root_path}`), protocol `{args.data_source}`, made {time_stamp()}.", "",
-           "Checkpoints: " + ", ".join(f"{r['variant']}: `{r['checkpoint']}`" for r in rows), "", table, "",
-           "![ROC curves](roc.png)", "", "![per-layer widths](widths.png)"]
-    if args.csv:
-        pngs = plot_curves(read_curves(args.csv), out / "sensitivity")
-        doc += ["", f"## Sensitivity curves (`{args.csv}`)", ""]
+    return "\n".join(lines)
+
+
+def render(data, out):
+    """report.md and its PNGs from measured data (fresh, or read back from report.json)."""
+    import numpy as np
+
+    from pruning_analysis_tools.curves import read_curves
+    from pruning_analysis_tools.plot_csv import plot_curves
+    from test_module.plots import plot_roc
+
+    out, rows = Path(out), data["variants"]
+    metric = "10-fold accuracy" if data["data_source"] == "lfw" else "TPR at the first FPR"
+    plot_roc({r["variant"]: (np.array(r["roc"]["fpr"]), np.array(r["roc"]["tpr"]), r["auc"]) for r in rows},
+             out / "roc.png", title=f"ROC on {Path(data['pairs']).name}")
+    plot_widths({r["variant"]: r["widths"] for r in rows}, out / "widths.png")
+    plot_accuracy_vs_macs(rows, data["candidates"], metric, out / "accuracy_vs_macs.png")
+    text = table(rows)
+    doc = ["# compression_tool report", "", f"Pairs: `{data['pairs']}` ({rows[0]['num_pairs']} pairs, root "
+           f"`{data['root']}`), protocol `{data['data_source']}`, measured {data['made']}.", "",
+           "Checkpoints: " + ", ".join(f"{r['variant']}: `{r['checkpoint']}`" for r in rows), "", text, "",
+           "![ROC curves](roc.png)", "", "![accuracy against MACs](accuracy_vs_macs.png)", "",
+           "![per-layer widths](widths.png)"]
+    if data["csv"]:
+        pngs = plot_curves(read_curves(data["csv"]), out / "sensitivity")
+        doc += ["", f"## Sensitivity curves (`{data['csv']}`)", ""]
         doc += [f"![sensitivity]({p.relative_to(out)})" for p in pngs]
-    if args.notes:
-        doc += ["", "## Settings", ""] + [f"- {note}" for note in args.notes]
+    if data["notes"]:
+        doc += ["", "## Settings", ""] + [f"- {note}" for note in data["notes"]]
     write_text(out / "report.md", "\n".join(doc) + "\n")
-    write_result_json(out / "report.json", {"variants": [{k: v for k, v in r.items()} for r in rows]})
-    print(table)
+    print(text)
     print(f"report: {out / 'report.md'}")
+    return out / "report.md"
+
+
+def build_report(args):
+    out = Path(args.output_dir or f"work_space/report/{time_stamp()}")
+    data = measure(args)
+    write_result_json(out / "report.json", data)
+    return render(data, out)
+
+
+def rebuild_report(report_json, output_dir=None):
+    """`main.py --mode report --result_json report.json`: the same report again, from saved results."""
+    import json
+
+    path = Path(report_json)
+    try:
+        data = json.loads(path.read_text())
+        data["variants"][0]["roc"]
+    except FileNotFoundError:
+        raise UserError(f"{path}: report JSON not found") from None
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise UserError(f"{path}: not a report.json written by report.py") from None
+    return render(data, Path(output_dir) if output_dir else path.parent)
 
 
 def main(argv=None):
@@ -128,6 +187,7 @@ def main(argv=None):
     p.add_argument("--img_list_label_path", required=True)
     p.add_argument("--data_source", default="lfw", choices=("lfw", "company"))
     p.add_argument("--csv", help="sensitivity CSV to plot into the report")
+    p.add_argument("--budgets", nargs="*", help="auto_make_yaml --result_json files: their measured candidates")
     p.add_argument("--notes", nargs="*", help="settings lines to list in the report")
     p.add_argument("--output_dir", help="default work_space/report/<time>")
     args = p.parse_args(argv)

@@ -43,6 +43,7 @@ class FineTuneConfig:
     margin_m: float = None  # the head's own default
     kd_weight: float = 0.0
     seed: int = 0
+    shift: int = 8  # pixels of random translation
 
 
 def learning_rate(config: FineTuneConfig, epoch: float) -> float:
@@ -101,7 +102,7 @@ class FineTune:
         self.model = loaded.model.to(self.device)
         self.teacher = teacher.to(self.device).eval() if teacher is not None else None
         items, classes = image_folder_items(train_root)
-        self.dataset = TrainImages(items, loaded.spec, config.seed)
+        self.dataset = TrainImages(items, loaded.spec, config.seed, config.shift)
         per_rank = max(1, config.batch_size // self.world)
         if len(items) < per_rank * self.world:
             raise UserError(f"{train_root}: {len(items)} images, fewer than one batch of {config.batch_size}")
