@@ -5,6 +5,7 @@ A checkpoint is either a plain state_dict (what the original tool saved) or the 
 "metadata": ...}. Everything is loaded with weights_only=True: a pickle that would run code is refused.
 """
 import pickle
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -23,7 +24,9 @@ def load_checkpoint(path, from_data_parallel: bool = False):
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing; the refusal says it
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe pickle"
         raise UserError(f"{path}: refused to load, it is not a plain weights file ({first[:200]})") from None
