@@ -16,12 +16,13 @@ TRAIN=${TRAIN:-data/train_data/orl_s1-20}                       # identities 1-2
 LEVELS=${LEVELS:-0.0,0.3,0.6}
 TARGET_MACS=0.5
 REPAIR_IMAGES=${REPAIR_IMAGES:-64}
-EPOCHS=${EPOCHS:-3}
+EPOCHS=${EPOCHS:-2}
 TRAIN_BATCH=${TRAIN_BATCH:-32}
 RUN=${RUN:-work_space/demo/$(date +%Y-%m-%d-%H-%M-%S)}
 mkdir -p "$RUN"
 COMMON=(--test_root_path $TEST_ROOT --data_source lfw --device cpu --train_data_path $TRAIN)
 REPAIR=(--bn_recalibrate $REPAIR_IMAGES --reconstruct $REPAIR_IMAGES)
+ROUND=(--round_to 8)   # widths in multiples of 8: what the CPU kernels (INT8 ones above all) are fast at
 
 echo "== demo sizes: analysis on $(wc -l < $CHOICE_PAIRS) pairs at levels $LEVELS; budget ${TARGET_MACS}x MACs;" \
      "$REPAIR_IMAGES images for repair; $EPOCHS fine-tuning epochs; final table on $(wc -l < $FINAL_PAIRS) pairs" \
@@ -35,16 +36,16 @@ CSV=$(ls "$RUN"/sensitivity_${MODEL}_*.csv)
 echo "== 2/6 schedule for ${TARGET_MACS}x MACs (candidates measured on identities 1-20)"
 $PY pruning_analysis_tools/auto_make_yaml.py --csv "$CSV" --model $MODEL --target_macs_ratio $TARGET_MACS \
     --output "$RUN/schedule.yaml" --best_model_path $CHECKPOINT --test_root_path $TEST_ROOT \
-    --img_list_label_path $CHOICE_PAIRS --train_data_path $TRAIN "${REPAIR[@]}" --result_json "$RUN/schedule.json"
+    --img_list_label_path $CHOICE_PAIRS --train_data_path $TRAIN "${REPAIR[@]}" "${ROUND[@]}" --result_json "$RUN/schedule.json"
 
 echo "== 3/6 prune"
 $PY main.py --mode prune --model $MODEL --best_model_path $CHECKPOINT "${COMMON[@]}" --img_list_label_path $FINAL_PAIRS \
-    --yaml_path "$RUN/schedule.yaml" "${REPAIR[@]}" --save_model_pt --pruned_save_model_path "$RUN" \
+    --yaml_path "$RUN/schedule.yaml" "${REPAIR[@]}" "${ROUND[@]}" --save_model_pt --pruned_save_model_path "$RUN" \
     --layers_out_path "$RUN/out.txt" --result_json "$RUN/prune.json"
 
-echo "== 4/6 fine-tune: distillation from the unpruned model, $EPOCHS epochs"
+echo "== 4/6 fine-tune: distillation from the unpruned model, $EPOCHS epochs (BN statistics kept as repaired)"
 $PY main.py --mode finetune --pruned_checkpoint "$RUN/model_${MODEL}.pt" --teacher_path $CHECKPOINT --head none \
-    "${COMMON[@]}" --img_list_label_path $CHOICE_PAIRS --epoch $EPOCHS --milestones $((EPOCHS > 1 ? EPOCHS - 1 : 1)) --lr 0.01 \
+    "${COMMON[@]}" --img_list_label_path $CHOICE_PAIRS --epoch $EPOCHS --milestones $EPOCHS --lr 0.001 --freeze_bn_stats \
     --train_batch_size $TRAIN_BATCH --work_path "$RUN/finetune" --result_json "$RUN/finetune.json"
 FINETUNED=$(ls "$RUN"/finetune/*/best.pt)
 
@@ -62,5 +63,5 @@ $PY pruning_analysis_tools/report.py --variant "original=$CHECKPOINT" \
     --notes "sensitivity analysis on $CHOICE_PAIRS at levels $LEVELS" \
             "schedule: budget ${TARGET_MACS}x MACs, candidates measured on $CHOICE_PAIRS" \
             "repair: least-squares refit and BN statistics on $REPAIR_IMAGES images of $TRAIN" \
-            "fine-tuning: distillation from the unpruned model, $EPOCHS epochs on $TRAIN, best epoch on $CHOICE_PAIRS" \
+            "fine-tuning: distillation from the unpruned model, $EPOCHS epochs on $TRAIN at lr 0.001, BN statistics frozen, best epoch on $CHOICE_PAIRS" \
             "INT8: fbgemm kernels, PReLU in float, percentile calibration on 64 images of $TRAIN"

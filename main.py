@@ -111,6 +111,8 @@ def build_parser():
     g.add_argument("--train_batch_size", type=int, default=64, help="global batch (split across processes)")
     g.add_argument("--seed", type=int, default=0, help="data order, flips and shifts")
     g.add_argument("--shift", type=int, default=8, help="random translation of training images, in pixels")
+    g.add_argument("--freeze_bn_stats", action="store_true", help="keep BN running statistics fixed (BN scales "
+                   "and shifts still train); helps a model repaired with --bn_recalibrate, at a low --lr")
     g.add_argument("--work_path", default="work_space/finetune", help="run folders go here")
 
     g = p.add_argument_group("report (reads --result_json: a report.json from pruning_analysis_tools/report.py)")
@@ -132,7 +134,8 @@ def finetune_config(args):
     return FineTuneConfig(epochs=args.epoch, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                           milestones=milestones, warmup_epochs=args.warmup_epochs, batch_size=args.train_batch_size,
                           head=args.head, margin_s=args.margin_s, margin_m=args.margin_m, kd_weight=kd_weight,
-                          seed=args.seed, shift=args.shift)
+                          seed=args.seed, shift=args.shift,
+                          freeze_bn_stats=args.freeze_bn_stats)
 
 
 def run(args):

@@ -40,8 +40,9 @@ else
     RULE=(--target_macs_ratio $TARGET_MACS_RATIO --best_model_path $BEST_MODEL_PATH
           --test_root_path $TEST_ROOT_PATH --img_list_label_path $SA_PAIRS --train_data_path $TRAIN_DATA_PATH $REPAIR)
 fi
+# --overwrite: this script regenerates the schedule on every run; drop it to keep a hand-edited one safe
 $PY pruning_analysis_tools/auto_make_yaml.py --csv "$CSV" --model $MODEL --input_size $INPUT_SIZE \
-    --output $YAML_PATH "${RULE[@]}"
+    --output $YAML_PATH "${RULE[@]}" --overwrite
 
 $PY main.py --mode prune "${COMMON[@]}" --best_model_path $BEST_MODEL_PATH $FROM_DATA_PARALLEL \
     --img_list_label_path $TEST_PAIRS --yaml_path $YAML_PATH $REPAIR --save_model_pt \

@@ -21,6 +21,7 @@ from commen_utils.checkpoint import save_checkpoint
 from commen_utils.errors import UserError
 from commen_utils.model_stats import count_macs, count_params
 from commen_utils.schedule import read_schedule
+from commen_utils.timestamp import time_stamp
 from model_define.keep import build_graph, out_channel_pruner, record_keep
 
 
@@ -369,6 +370,9 @@ def consumers_of(plans, modules):
 def run_prune(args, loaded, evaluator=None, calibration_images=None, ranks=None):
     """`--mode prune`: apply a Distiller schedule, report before/after, save a self-describing checkpoint."""
     model, size = loaded.model, loaded.input_size
+    checkpoint = Path(args.pruned_save_model_path) / f"model_{Path(loaded.arch).stem}.pt"
+    if args.save_model_pt and checkpoint.exists() and not args.overwrite:  # refused before any work
+        raise UserError(f"{checkpoint}: already exists (pass --overwrite to replace it)")
     ratios = read_schedule(args.yaml_path)
     graph = ChannelGraph(model, size)
     for param in ratios:
@@ -385,16 +389,19 @@ def run_prune(args, loaded, evaluator=None, calibration_images=None, ranks=None)
                   reconstruction_images=args.reconstruct)
     widths = keep_widths(model)
     print(f"keep ({len(widths)} convs): {widths}")
-    write_text(args.layers_out_path, f"{widths}\n")
+    layers_out = Path(args.layers_out_path)
+    if layers_out.exists() and not args.overwrite:  # keep the earlier list: this one gets the time in its name
+        layers_out = layers_out.with_name(f"{layers_out.stem}_{time_stamp()}{layers_out.suffix}")
+    write_text(layers_out, f"{widths}\n")
+    print(f"keep list: {layers_out}")
     if evaluator is not None:
         result["accuracy_after"] = evaluator(model)["headline"]
     if args.save_model_pt:
-        path = Path(args.pruned_save_model_path) / f"model_{Path(loaded.arch).stem}.pt"
-        save_checkpoint(path, model, loaded.arch, keep=keep, input_size=size, embedding_size=loaded.embedding_size,
-                        metadata={"schedule": str(args.yaml_path), "criterion": criterion,
-                                  "bn_recalibration_images": args.bn_recalibrate,
-                                  "reconstruction_images": args.reconstruct},
-                        overwrite=args.overwrite)
+        path = save_checkpoint(checkpoint, model, loaded.arch, keep=keep, input_size=size,
+                               embedding_size=loaded.embedding_size, overwrite=args.overwrite,
+                               metadata={"schedule": str(args.yaml_path), "criterion": criterion,
+                                         "bn_recalibration_images": args.bn_recalibrate,
+                                         "reconstruction_images": args.reconstruct})
         result["checkpoint"] = str(path)
     report = [f"params {result['params_before'] / 1e6:.3f} M -> {result['params_after'] / 1e6:.3f} M",
               f"MACs {result['macs_before'] / 1e6:.1f} M -> {result['macs_after'] / 1e6:.1f} M "

@@ -6,29 +6,14 @@ widths rounded to multiples of 8.
 """
 import argparse
 import copy
-import statistics
-import time
-
 import torch
 from torch.fx.experimental.optimization import fuse
 
 from common import SFACE, machine
+from commen_utils.latency import median_latency_ms
 from commen_utils.model_stats import count_macs
 from model_define.loading import load_model
 from pruning import ChannelGraph, prune_model
-
-
-def median_ms(model, batch, repeats):
-    x = torch.randn(batch, 3, 112, 112)
-    with torch.no_grad():
-        for _ in range(3):
-            model(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def uniform(model, ratio, round_to):
@@ -57,7 +42,7 @@ def main():
     for name, m in variants.items():
         row = [name, f"{count_macs(m, (112, 112)) / base_macs:.3f}"]
         for batch in (1, 32):
-            ms = median_ms(m, batch, args.repeats if batch == 1 else max(5, args.repeats // 5))
+            ms = median_latency_ms(m, (112, 112), batch, args.repeats if batch == 1 else max(5, args.repeats // 5), 3)
             reference.setdefault(batch, ms)
             row += [f"{ms:.1f}", f"{ms / reference[batch]:.2f}"]
         print("| " + " | ".join(row) + " |", flush=True)

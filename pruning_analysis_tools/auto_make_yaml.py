@@ -35,14 +35,14 @@ def faithful_schedule(curves, layers, expected):
     return {layer: original_rule(curves.accuracy[layer], expected) for layer in layers}
 
 
-def measured_counts(model_name, input_size, ratios, embedding_size=None):
+def measured_counts(model_name, input_size, ratios, embedding_size=None, round_to=1):
     """(MACs, params) of the model pruned by `ratios`: counts depend on widths only, not on weights."""
     from commen_utils.model_stats import count_macs, count_params
     from model_define import create_model
     from pruning import prune_model
 
     model = create_model(model_name, input_size, embedding_size).eval()
-    prune_model(model, input_size, {k: v for k, v in ratios.items() if v > 0})
+    prune_model(model, input_size, {k: v for k, v in ratios.items() if v > 0}, round_to=round_to)
     return count_macs(model, input_size), count_params(model)
 
 
@@ -116,7 +116,7 @@ def measured_choice(args, candidates, size):
     scores = {}
     for blend, (ratios, reached) in candidates.items():
         model = prune_and_repair(copy.deepcopy(loaded.model), size, {k: v for k, v in ratios.items() if v > 0},
-                                 repair=repair)
+                                 round_to=args.round_to, repair=repair)
         scores[blend] = evaluator(model)["headline"]
         print(f"candidate blend {blend:.2f} (0 = uniform, 1 = equal damage): MACs {reached['macs']:.3f}x, "
               f"measured {scores[blend]:.4f}")
@@ -135,8 +135,11 @@ def build_parser():
     p.add_argument("--expected_acc", type=float, help="original rule: per-layer target metric")
     p.add_argument("--target_macs_ratio", type=float, help="budget: MACs of the result / MACs of the model")
     p.add_argument("--target_params_ratio", type=float, help="budget: params of the result / params of the model")
+    p.add_argument("--round_to", type=int, default=1, help="as prune mode's --round_to: budgets are fitted "
+                   "and candidates measured with the widths rounded the same way")
     p.add_argument("--layers", help="regex of layers to schedule (default: the model family's choice)")
     p.add_argument("--output", default="yaml_file/auto_yaml.yaml")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (it may hold hand edits)")
     g = p.add_argument_group("budget mode: choose among candidate schedules by measuring them")
     g.add_argument("--best_model_path", help="the model's checkpoint (enables the measurement)")
     g.add_argument("--test_root_path")
@@ -156,6 +159,8 @@ def make_schedule(args):
     from model_define import get_entry
     from model_define.loading import parse_size
 
+    if Path(args.output).exists() and not args.overwrite:  # before any work; the file may hold hand edits
+        raise UserError(f"{args.output}: already exists (pass --overwrite to replace it)")
     entry = get_entry(args.model)
     size = parse_size(args.input_size) or entry.spec.size
     curves = read_curves(args.csv)
@@ -169,7 +174,7 @@ def make_schedule(args):
             raise UserError(f"--target_{k}_ratio {v}: must be in (0, 1]")
     if targets:
         def counts(ratios):
-            macs, params = measured_counts(args.model, size, ratios, args.embedding_size)
+            macs, params = measured_counts(args.model, size, ratios, args.embedding_size, args.round_to)
             return {"macs": macs, "params": params}
         candidates = budget_schedules(curves, layers, targets, counts)
         rule = "budget " + ", ".join(f"{k} <= {v:g}x" for k, v in targets.items())
@@ -184,7 +189,7 @@ def make_schedule(args):
     elif args.expected_acc is not None:
         tried = []
         ratios = faithful_schedule(curves, layers, args.expected_acc)
-        macs, params = measured_counts(args.model, size, ratios, args.embedding_size)
+        macs, params = measured_counts(args.model, size, ratios, args.embedding_size, args.round_to)
         base_macs, base_params = measured_counts(args.model, size, {}, args.embedding_size)
         reached = {"macs": macs / base_macs, "params": params / base_params}
         rule = f"original rule, expected_acc {args.expected_acc}"
@@ -194,7 +199,7 @@ def make_schedule(args):
     header = [f"made by auto_make_yaml.py from {args.csv}", f"rule: {rule}",
               f"model {args.model}: MACs {reached['macs']:.3f}x, params {reached['params']:.3f}x of the unpruned "
               f"model; baseline {curves.baseline:.4f}"]
-    write_schedule(args.output, ratios, size, header)
+    write_schedule(args.output, ratios, size, header, overwrite=args.overwrite)
     print("\n".join(header[1:]) + f"\nschedule: {args.output}")
     result = {"ratios": ratios, "macs_ratio": reached["macs"], "params_ratio": reached["params"],
               "baseline": curves.baseline, "yaml": str(args.output), "candidates": tried}

@@ -44,6 +44,7 @@ class FineTuneConfig:
     kd_weight: float = 0.0
     seed: int = 0
     shift: int = 8  # pixels of random translation
+    freeze_bn_stats: bool = False  # keep BN running statistics as they are (e.g. re-estimated after pruning)
 
 
 def learning_rate(config: FineTuneConfig, epoch: float) -> float:
@@ -137,6 +138,10 @@ class FineTune:
 
     def train_epoch(self):
         self.learner.train()
+        if self.config.freeze_bn_stats:
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         self.sampler.set_epoch(self.epoch)
         self.dataset.set_epoch(self.epoch)
         sums, steps = {}, len(self.loader)
@@ -231,5 +236,7 @@ def run_finetune(args, loaded, evaluator, config: FineTuneConfig, teacher=None):
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"fine-tuning stopped during epoch {job.epoch + 1}; {folder}/last.pt holds epoch "
                                 f"{job.epoch}: continue with the same command and --resume {folder}") from None
+    if job.rank == 0 and all(row[headline] <= job.history[0][headline] for row in job.history[1:]):
+        print(f"no epoch beat the model as given ({job.best:.4f}): {folder}/best.pt is that model")
     return {"accuracy_start": job.history[0][headline], "accuracy": job.best, "epochs": job.epoch,
             "best_checkpoint": str(folder / "best.pt"), "run_folder": str(folder), "log": str(folder / "log.csv")}
