@@ -64,4 +64,4 @@ $PY pruning_analysis_tools/report.py --variant "original=$CHECKPOINT" \
             "schedule: budget ${TARGET_MACS}x MACs, candidates measured on $CHOICE_PAIRS" \
             "repair: least-squares refit and BN statistics on $REPAIR_IMAGES images of $TRAIN" \
             "fine-tuning: distillation from the unpruned model, $EPOCHS epochs on $TRAIN at lr 0.001, BN statistics frozen, best epoch on $CHOICE_PAIRS" \
-            "INT8: fbgemm kernels, PReLU in float, percentile calibration on 64 images of $TRAIN"
+            "INT8: x86 kernels, PReLU integer or float per layer (--prelu auto), percentile calibration on 64 images of $TRAIN"

@@ -80,13 +80,17 @@ def build_parser():
     g.add_argument("--round_to", type=int, default=1, help="round kept widths to a multiple of this")
 
     g = p.add_argument_group("quantization")
-    g.add_argument("--quant_backend", default="fbgemm", help="fbgemm | x86 (torch INT8 kernels) | onnxruntime")
+    g.add_argument("--quant_backend", default="x86", help="x86 | fbgemm (torch INT8 kernels) | onnxruntime")
     g.add_argument("--observer", default="histogram", choices=("histogram", "minmax", "percentile"),
                    help="how activation ranges are calibrated")
     g.add_argument("--calib_batches", type=int, default=4, help="batches of calibration images (from "
                    "--train_data_path, never the test pairs)")
     g.add_argument("--calib_batch_size", type=int, default=16)
-    g.add_argument("--int8_prelu", action="store_true", help="PReLU in integer arithmetic (default: float)")
+    g.add_argument("--prelu", default="auto", choices=("float", "integer", "auto"),
+                   help="PReLU between integer layers: float, integer (our fix of torch's kernel), or auto: per "
+                        "layer, whichever is faster here at --prelu_batch")
+    g.add_argument("--prelu_batch", type=int, default=32, help="the batch size --prelu auto times at (32 "
+                   "separates the two kinds clearly; on SFace its choice was also the fastest at batch 1)")
     g.add_argument("--fp16", action="store_true", help="also compare half precision (the original's option)")
     g.add_argument("--latency_batches", type=int, nargs="+", default=[1, 32], help="batch sizes timed")
     g.add_argument("--latency_repeats", type=int, default=20, help="timed calls per median (bs1; a quarter "

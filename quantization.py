@@ -5,9 +5,9 @@ INT8 uses torch.ao's FX flow on the x86/fbgemm kernels, with two fixes of our ow
 - torch 2.14's quantized PReLU requantizes positive inputs through the *slope's* quantization: it multiplies
   them by 1.0 written in the slope's int8 grid, which saturates whenever 1.0 lies outside the slopes' range
   (SFace's cosine to FP32 falls to -0.15). `PReLUSlopeObserver` puts 1.0 exactly on that grid, and PReLU stays
-  integer (`--int8_prelu`).
-- Or PReLU runs in float between integer layers (`FloatPReLU`, the default: faster at batch 1 on this CPU,
-  see BENCHMARKS.md).
+  integer (`--prelu integer`).
+- Or PReLU runs in float between integer layers (`FloatPReLU`). `--prelu auto` (the default) picks, layer by
+  layer, the kind that is faster on this CPU at `--prelu_batch`.
 ONNX Runtime's static quantization is the third backend (`--quant_backend onnxruntime`).
 """
 import copy
@@ -27,7 +27,7 @@ from tqdm import tqdm
 from commen_utils.atomic import staged_files
 from commen_utils.checkpoint import save_checkpoint
 from commen_utils.errors import UserError
-from commen_utils.latency import median_latency_ms
+from commen_utils.latency import median_latency_ms, median_ms
 from commen_utils.onnx_io import OnnxModel, export_onnx, quantize_onnx
 from commen_utils.timestamp import time_stamp
 
@@ -110,36 +110,73 @@ def activation_observer(name, reduce_range):
             "percentile": PercentileObserver}[name].with_args(reduce_range=reduce_range)
 
 
-def qconfig_mapping(backend, observer, int8_prelu, reduce_range):
+def qconfig_mapping(backend, observer, reduce_range):
+    """Per-channel int8 weights, calibrated activations; nn.PReLU integer with a correct slope grid, FloatPReLU
+    left in float."""
     weight = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
     activation = activation_observer(observer, reduce_range)
-    mapping = get_default_qconfig_mapping(backend).set_global(QConfig(activation=activation, weight=weight))
-    if int8_prelu:
-        return mapping.set_object_type(nn.PReLU, QConfig(activation=activation, weight=PReLUSlopeObserver))
-    return mapping.set_object_type(FloatPReLU, None)
+    return (get_default_qconfig_mapping(backend).set_global(QConfig(activation=activation, weight=weight))
+            .set_object_type(nn.PReLU, QConfig(activation=activation, weight=PReLUSlopeObserver))
+            .set_object_type(FloatPReLU, None))
 
 
-def float_prelus(model):
-    """Swap every nn.PReLU for a FloatPReLU holding the same slopes."""
-    for name, child in model.named_children():
-        if type(child) is nn.PReLU:
-            replacement = FloatPReLU(child.num_parameters)
-            replacement.weight = child.weight
-            setattr(model, name, replacement)
-        else:
-            float_prelus(child)
+def prelu_names(model):
+    return [name for name, module in model.named_modules() if type(module) is nn.PReLU]
+
+
+def float_prelus(model, integer=()):
+    """Swap every nn.PReLU not named in `integer` for a FloatPReLU holding the same slopes."""
+    for name in prelu_names(model):
+        if name not in integer:
+            parent, _, child = name.rpartition(".")
+            original = model.get_submodule(name)
+            replacement = FloatPReLU(original.num_parameters)
+            replacement.weight = original.weight
+            setattr(model.get_submodule(parent), child, replacement)
     return model
+
+
+def prelu_microseconds(shape, repeats=50):
+    """(integer, float) time of one PReLU on a quantized activation of `shape`, in the current engine."""
+    x = torch.quantize_per_tensor(torch.randn(shape), 0.05, 128, torch.quint8)
+    x = x.contiguous(memory_format=torch.channels_last)  # as quantized convs hand it over
+    slopes = torch.rand(shape[1]) - 0.5
+    grid = torch.quantize_per_tensor(slopes, 1 / 170, 85, torch.quint8)
+    integer = median_ms(lambda: torch.ops.quantized.prelu(x, grid, 0.04, 100), repeats)
+    floating = median_ms(lambda: torch.quantize_per_tensor(torch.prelu(x.dequantize(), slopes), 0.04, 100,
+                                                           torch.quint8), repeats)
+    return 1000 * integer, 1000 * floating
+
+
+@torch.no_grad()
+def faster_integer_prelus(model, input_size, batch, backend):
+    """The PReLUs that run faster in integer than in float, measured here at their own input shape. On SFace
+    the answer changes with the batch: integer loses at batch 1, wins 2x at batch 32 (except with 32
+    channels, where torch's kernel is 10x slower)."""
+    torch.backends.quantized.engine = backend
+    shapes = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            shapes[name] = tuple(inputs[0].shape)
+        return hook
+
+    hooks = [model.get_submodule(name).register_forward_hook(record(name)) for name in prelu_names(model)]
+    try:
+        model.eval()(torch.zeros(batch, 3, *input_size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    timings = {shape: prelu_microseconds(shape) for shape in set(shapes.values())}
+    return [name for name, shape in shapes.items() if timings[shape][0] < timings[shape][1]]
 
 
 def prepare_int8(model, input_size, settings):
     """The float model with observers inserted (FX), ready to calibrate; `settings` is what a checkpoint
-    stores to rebuild the same structure: backend, observer, int8_prelu, reduce_range."""
+    stores to rebuild the same structure: backend, observer, integer_prelus (names), reduce_range."""
     torch.backends.quantized.engine = settings["backend"]
-    model = copy.deepcopy(model).cpu().eval()
-    if not settings["int8_prelu"]:
-        model = float_prelus(model)
-    mapping = qconfig_mapping(settings["backend"], settings["observer"], settings["int8_prelu"],
-                              settings["reduce_range"])
+    model = float_prelus(copy.deepcopy(model).cpu().eval(), settings["integer_prelus"])
+    mapping = qconfig_mapping(settings["backend"], settings["observer"], settings["reduce_range"])
     with warnings.catch_warnings():  # torch.ao's deprecation notice, repeated for every module
         warnings.simplefilter("ignore")
         return prepare_fx(model, mapping, example_inputs=(torch.zeros(1, 3, *input_size),))
@@ -182,17 +219,19 @@ def compare(evaluator, reference, candidates):
     return evaluator.score(ref)["headline"], rows
 
 
-def quantization_settings(args):
-    backend = args.quant_backend
-    return {"precision": "int8", "backend": backend, "observer": args.observer,
-            "int8_prelu": bool(args.int8_prelu), "reduce_range": not cpu_has_vnni()}
+def quantization_settings(args, model, input_size):
+    integer = {"float": [], "integer": prelu_names(model)}.get(args.prelu)
+    if integer is None and args.quant_backend in TORCH_BACKENDS:  # auto
+        integer = faster_integer_prelus(model, input_size, args.prelu_batch, args.quant_backend)
+    return {"precision": "int8", "backend": args.quant_backend, "observer": args.observer,
+            "integer_prelus": integer or [], "reduce_range": not cpu_has_vnni()}
 
 
 def run_quantization(args, loaded, evaluator, calibration_images):
     """FP32 vs INT8 (and fp16 with --fp16) on the pair list; saves every variant and both ONNX files."""
     check_flags(args)
-    settings = quantization_settings(args)
     fp32 = loaded.model.cpu().eval()
+    settings = quantization_settings(args, fp32, loaded.input_size)
     odd = [f"{name} ({m.out_channels})" for name, m in fp32.named_modules()
            if isinstance(m, nn.Conv2d) and m.out_channels % 8]
     if odd:  # measured: a pruned SFace with such widths ran 8x slower in INT8 than in FP32
@@ -221,7 +260,8 @@ def quantize_and_compare(args, loaded, evaluator, calibration_images, fp32, sett
         variants["fp16"] = HalfPrecision(fp32)
         save_checkpoint(files["fp16"], variants["fp16"].model, metadata={"precision": "fp16"}, **common)
     print(f"INT8: backend {settings['backend']}, observer {settings['observer']}, {len(calibration_images)} "
-          f"calibration images from {args.train_data_path}, PReLU {'integer' if settings['int8_prelu'] else 'float'}, "
+          f"calibration images from {args.train_data_path}, {len(settings['integer_prelus'])} of "
+          f"{len(prelu_names(fp32))} PReLUs integer (--prelu {args.prelu}), "
           f"{7 if settings['reduce_range'] else 8}-bit activations")
     quantize_onnx(files["onnx fp32"], files["onnx int8"], calibration_images, args.observer)
     if settings["backend"] == "onnxruntime":
@@ -271,8 +311,8 @@ def print_table(data_source, rows):
 def check_flags(args):
     if args.quant_backend not in BACKENDS:
         raise UserError(f"--quant_backend {args.quant_backend}: choose one of {', '.join(BACKENDS)}")
-    if args.int8_prelu and args.quant_backend == "onnxruntime":
-        raise UserError("--int8_prelu applies to the torch backends (fbgemm, x86), not to onnxruntime")
+    if args.prelu == "integer" and args.quant_backend == "onnxruntime":
+        raise UserError(f"--prelu {args.prelu} applies to the torch backends (fbgemm, x86), not to onnxruntime")
 
 
 if __name__ == "__main__":  # same flags as main.py

@@ -15,9 +15,11 @@ PAIRS=$TEST_ROOT_PATH/pair_list/orl_pairs.txt
 DATA_SOURCE=lfw                                         # lfw (10-fold accuracy) | company (TPR@FPR)
 TRAIN_DATA_PATH=data/train_data/orl_s1-20               # calibration images: never the test pairs
 CALIB_BATCHES=4                                         # x 16 images
-QUANT_BACKEND=fbgemm                                    # fbgemm | x86 | onnxruntime
+QUANT_BACKEND=x86                                       # x86 | fbgemm | onnxruntime
 OBSERVER=percentile                                     # percentile | histogram | minmax
-EXTRA=""                                                # e.g. "--fp16" (also half precision), "--int8_prelu"
+PRELU=auto                                              # float | integer | auto (per layer, faster here)
+PRELU_BATCH=32                                          # the batch size --prelu auto times at
+EXTRA=""                                                # e.g. "--fp16" (also half precision)
 THREADS=1                                               # latency is measured with this many threads
 QUANTIZED_SAVE_MODEL_PATH=work_space/quantized_model
 # ------------------------------------------------------------------------------------------------------------
@@ -25,4 +27,4 @@ QUANTIZED_SAVE_MODEL_PATH=work_space/quantized_model
 $PY main.py --mode quantization --model $MODEL --best_model_path $BEST_MODEL_PATH $FROM_DATA_PARALLEL \
     --test_root_path $TEST_ROOT_PATH --img_list_label_path $PAIRS --data_source $DATA_SOURCE --device cpu \
     --train_data_path $TRAIN_DATA_PATH --calib_batches $CALIB_BATCHES --quant_backend $QUANT_BACKEND \
-    --observer $OBSERVER --threads $THREADS --quantized_save_model_path $QUANTIZED_SAVE_MODEL_PATH $EXTRA
+    --observer $OBSERVER --prelu $PRELU --prelu_batch $PRELU_BATCH --threads $THREADS --quantized_save_model_path $QUANTIZED_SAVE_MODEL_PATH $EXTRA

@@ -18,18 +18,24 @@ from commen_utils.latency import median_latency_ms
 from commen_utils.onnx_io import OnnxModel, export_onnx, quantize_onnx
 from dataloader import sample_images
 from model_define.loading import load_model
-from quantization import cpu_has_vnni, quantize_int8
+from quantization import cpu_has_vnni, faster_integer_prelus, prelu_names, quantize_int8
 from test_module.evaluate import make_evaluator
 
-TORCH_VARIANTS = {"fbgemm, float PReLU": ("fbgemm", False), "fbgemm, integer PReLU": ("fbgemm", True),
-                  "x86, float PReLU": ("x86", False), "x86, integer PReLU": ("x86", True)}
+TORCH_VARIANTS = {f"{backend}, {kind} PReLU": (backend, kind) for backend in ("fbgemm", "x86")
+                  for kind in ("float", "integer", "auto for bs1", "auto for bs32")}
+
+
+def integer_prelus(model, input_size, backend, kind):
+    if kind.startswith("auto"):
+        return faster_integer_prelus(model, input_size, int(kind.rsplit("bs", 1)[1]), backend)
+    return prelu_names(model) if kind == "integer" else []
 
 
 def variants(loaded, images, folder):
     out = {}
-    for name, (backend, int8_prelu) in TORCH_VARIANTS.items():
-        settings = {"backend": backend, "observer": "percentile", "int8_prelu": int8_prelu,
-                    "reduce_range": not cpu_has_vnni()}
+    for name, (backend, kind) in TORCH_VARIANTS.items():
+        settings = {"backend": backend, "observer": "percentile", "reduce_range": not cpu_has_vnni(),
+                    "integer_prelus": integer_prelus(loaded.model, loaded.input_size, backend, kind)}
         out[name] = quantize_int8(loaded.model, loaded.input_size, images, settings, progress=False)
     fp32_onnx = export_onnx(loaded.model, loaded.input_size, Path(folder) / f"{loaded.arch}.onnx")
     int8_onnx = quantize_onnx(fp32_onnx, Path(folder) / f"{loaded.arch}_int8.onnx", images, "percentile")

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from dataloader import sample_images
 from model_define.loading import load_model
 from pruning import ChannelGraph, prune_model
-from quantization import convert_int8, qconfig_mapping, quantize_int8
+from quantization import convert_int8, faster_integer_prelus, prelu_names, qconfig_mapping, quantize_int8
 from tests.cli import ORL, SFACE, one_line_error, read_json, run_cli, subset_pairs
 
 TRAIN = ORL.parent.parent / "train_data/orl_s1-20"
@@ -26,13 +26,17 @@ def cosine_to_float(model, quantized, images):
 
 
 def settings(**overrides):
-    return {"backend": "fbgemm", "observer": "histogram", "int8_prelu": False, "reduce_range": False, **overrides}
+    return {"backend": "fbgemm", "observer": "histogram", "integer_prelus": [], "reduce_range": False, **overrides}
 
 
-@pytest.mark.parametrize("int8_prelu", [False, True], ids=["float PReLU", "integer PReLU"])
-def test_int8_keeps_prelu_embeddings(sface_and_images, int8_prelu):
+@pytest.mark.parametrize("kind", ["float", "integer", "auto"])
+def test_int8_keeps_prelu_embeddings(sface_and_images, kind):
     model, calibration, held_out = sface_and_images
-    quantized = quantize_int8(model, (112, 112), calibration, settings(int8_prelu=int8_prelu), progress=False)
+    integer = {"float": [], "integer": prelu_names(model)}.get(kind)
+    if kind == "auto":
+        integer = faster_integer_prelus(model, (112, 112), 32, "fbgemm")
+        assert set(integer) <= set(prelu_names(model))
+    quantized = quantize_int8(model, (112, 112), calibration, settings(integer_prelus=integer), progress=False)
     assert cosine_to_float(model, quantized, held_out).mean() >= 0.98
 
 
@@ -48,7 +52,7 @@ def test_the_default_fx_flow_would_fail_that_check(sface_and_images):
     with torch.no_grad():
         prepared(calibration)
     assert cosine_to_float(model, convert_int8(prepared), held_out).mean() < 0.5
-    assert qconfig_mapping("fbgemm", "minmax", True, False).object_type_qconfigs[torch.nn.PReLU] is not None
+    assert qconfig_mapping("fbgemm", "minmax", False).object_type_qconfigs[torch.nn.PReLU] is not None
 
 
 def test_int8_of_a_pruned_model(sface_and_images):
@@ -91,8 +95,8 @@ def test_quantization_mode_end_to_end(tmp_path):
 
 
 def test_conflicting_quantization_flags(tmp_path):
-    line = one_line_error(run_cli("--mode", "quantization", "--model", "sface", "--device", "cpu", "--int8_prelu",
+    line = one_line_error(run_cli("--mode", "quantization", "--model", "sface", "--device", "cpu", "--prelu", "integer",
                                   "--quant_backend", "onnxruntime", "--test_root_path", ORL,
                                   "--img_list_label_path", subset_pairs(tmp_path, 40),
                                   "--quantized_save_model_path", tmp_path / "q", check=False))
-    assert "--int8_prelu" in line and not (tmp_path / "q").exists()
+    assert "--prelu integer" in line and not (tmp_path / "q").exists()
