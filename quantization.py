@@ -25,7 +25,7 @@ from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 from tqdm import tqdm
 
 from commen_utils.atomic import staged_files
-from commen_utils.checkpoint import save_checkpoint
+from commen_utils.checkpoint import load_weights, save_checkpoint
 from commen_utils.errors import UserError
 from commen_utils.latency import median_latency_ms, median_ms
 from commen_utils.onnx_io import OnnxModel, export_onnx, quantize_onnx
@@ -196,6 +196,25 @@ def quantize_int8(model, input_size, images, settings, batch_size=16, progress=T
     return convert_int8(prepared)
 
 
+def integer_prelu_state(quantized):
+    """torch's quantized PReLU keeps its slopes, output scale and zero point as plain attributes, outside the
+    state_dict: a checkpoint carries them in its metadata instead."""
+    return {name: {"weight": module.weight, "scale": module.scale, "zero_point": module.zero_point}
+            for name, module in quantized.named_modules() if isinstance(module, torch.ao.nn.quantized.PReLU)}
+
+
+def load_int8(model, input_size, settings, state_dict, source):
+    """A saved INT8 model: the float model (right widths) -> the same quantized layout -> its weights."""
+    quantized = int8_structure(model, input_size, settings)
+    if state_dict is not None:
+        load_weights(quantized, state_dict, source)
+    for name, state in settings.get("integer_prelu_state", {}).items():
+        module = quantized.get_submodule(name)
+        module.set_weight(state["weight"])
+        module.scale, module.zero_point = float(state["scale"]), int(state["zero_point"])
+    return quantized
+
+
 def int8_structure(model, input_size, settings):
     """An uncalibrated INT8 model with the layout a saved one has, to load its state_dict into."""
     with warnings.catch_warnings():  # observers that saw no data warn; their values are about to be loaded
@@ -268,7 +287,8 @@ def quantize_and_compare(args, loaded, evaluator, calibration_images, fp32, sett
         variants["int8"], files["int8"] = OnnxModel(files["onnx int8"]), files["onnx int8"]
     else:
         variants["int8"] = quantize_int8(fp32, loaded.input_size, calibration_images, settings)
-        save_checkpoint(files["int8"], variants["int8"], metadata=settings, **common)
+        save_checkpoint(files["int8"], variants["int8"], **common,
+                        metadata={**settings, "integer_prelu_state": integer_prelu_state(variants["int8"])})
     variants.update({"onnx fp32": OnnxModel(files["onnx fp32"]), "onnx int8": OnnxModel(files["onnx int8"])})
 
     evaluator.device = "cpu"  # INT8 kernels are CPU kernels; all variants are compared on the same device

@@ -48,10 +48,10 @@ def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input
     embedding = embedding_size or info.get("embedding_size") or entry.embedding_size
     model = create_model(arch, size, embedding, keep=info.get("keep"))
     settings = info.get("metadata", {})
-    if settings.get("precision") == "int8":  # rebuild the quantized layout, then load its packed weights
-        from quantization import int8_structure
-        model, device = int8_structure(model, size, settings), "cpu"
-    if state_dict is not None:
+    if settings.get("precision") == "int8":  # the quantized layout, rebuilt, then its packed weights
+        from quantization import load_int8
+        model, device = load_int8(model, size, settings, state_dict, str(checkpoint)), "cpu"
+    elif state_dict is not None:
         load_weights(model, state_dict, source=str(checkpoint))
     return LoadedModel(model.to(device).eval(), arch, input_spec(entry, size, preprocess), size, embedding,
                        info.get("keep"), entry.task, settings.get("precision", "fp32"))

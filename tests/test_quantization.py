@@ -70,7 +70,7 @@ def test_quantization_mode_end_to_end(tmp_path):
     common = ["--test_root_path", ORL, "--img_list_label_path", pairs, "--device", "cpu"]
     out = tmp_path / "q"
     run_cli("--mode", "quantization", "--model", "sface", "--best_model_path", SFACE, "--fp16", "--calib_batches",
-            "1", "--observer", "minmax", "--latency_batches", "1", "2", "--latency_repeats", "1",
+            "1", "--observer", "minmax", "--prelu", "integer", "--latency_batches", "1", "2", "--latency_repeats", "1",
             "--quantized_save_model_path", out, "--result_json", tmp_path / "q.json", *common)
     result = read_json(tmp_path / "q.json")
     for key in ("accuracy_fp32", "accuracy_int8", "accuracy_fp16", "cosine_min", "cosine_mean", "size_mb_fp32",
