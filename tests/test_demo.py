@@ -35,6 +35,8 @@ def test_demo_pipeline_on_a_tiny_configuration(tmp_path):
     report = read_json(run / "report/report.json")
     assert [v["variant"] for v in report["variants"]] == ["original", "pruned 0.5x MACs", "fine-tuned", "INT8"]
     assert report["variants"][3]["macs"] == report["variants"][2]["macs"] < report["variants"][0]["macs"]
+    # the reloaded INT8 checkpoint scores what the quantization step measured on the same pairs
+    assert abs(report["variants"][3]["accuracy"] - read_json(run / "quantization.json")["accuracy_int8"]) <= 0.05
     for name in ("finetune/*/best.pt", "quantized/*_int8.pt", "quantized/*_int8.onnx"):
         checkpoint = next(run.glob(name))
         run_cli("--mode", "test", "--model", "sface", "--best_model_path", checkpoint, "--test_root_path", ORL,
