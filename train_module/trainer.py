@@ -234,6 +234,9 @@ def run_finetune(args, loaded, evaluator, config: FineTuneConfig, teacher=None):
                 print(f"epoch {job.epoch}: loss {losses['loss']:.4f}, {headline} {value:.4f}"
                       f"{' (best)' if value == job.best else ''}", flush=True)
     except KeyboardInterrupt:
+        if job.epoch == 0:
+            raise KeyboardInterrupt(f"fine-tuning stopped during epoch 1: nothing to resume yet ({folder}/best.pt "
+                                    f"is the model as given)") from None
         raise KeyboardInterrupt(f"fine-tuning stopped during epoch {job.epoch + 1}; {folder}/last.pt holds epoch "
                                 f"{job.epoch}: continue with the same command and --resume {folder}") from None
     if job.rank == 0 and all(row[headline] <= job.history[0][headline] for row in job.history[1:]):
