@@ -4,7 +4,7 @@ and an honest comparison with FP32 on the user's pair list (accuracy, embedding 
 INT8 uses torch.ao's FX flow on the x86/fbgemm kernels, with two fixes of our own:
 - torch 2.14's quantized PReLU requantizes positive inputs through the *slope's* quantization: it multiplies
   them by 1.0 written in the slope's int8 grid, which saturates whenever 1.0 lies outside the slopes' range
-  (SFace's cosine to FP32 falls to -0.15). `PReLUSlopeObserver` puts 1.0 exactly on that grid, and PReLU stays
+  (SFace's embeddings are wrecked; a test shows it). `PReLUSlopeObserver` puts 1.0 exactly on that grid, and PReLU stays
   integer (`--prelu integer`).
 - Or PReLU runs in float between integer layers (`FloatPReLU`). `--prelu auto` (the default) picks, layer by
   layer, the kind that is faster on this CPU at `--prelu_batch`.
@@ -150,9 +150,8 @@ def prelu_microseconds(shape, repeats=50):
 
 @torch.no_grad()
 def faster_integer_prelus(model, input_size, batch, backend):
-    """The PReLUs that run faster in integer than in float, measured here at their own input shape. On SFace
-    the answer changes with the batch: integer loses at batch 1, wins 2x at batch 32 (except with 32
-    channels, where torch's kernel is 10x slower)."""
+    """The PReLUs that run faster in integer than in float, measured here at their own input shape and
+    `batch`: which kind wins depends on the CPU, the shape and the batch."""
     torch.backends.quantized.engine = backend
     shapes = {}
 

@@ -10,11 +10,11 @@ from .errors import UserError
 INPUT, OUTPUT = "input", "embedding"
 
 
-def export_onnx(model, input_size, path, overwrite=True) -> Path:
+def export_onnx(model, input_size, path) -> Path:
     """Float model -> ONNX with a dynamic batch axis. The TorchScript exporter (dynamo=False) is used because
     the dynamo one needs onnxscript, which this tool does not otherwise depend on."""
     model = model.eval().cpu()
-    with atomic_path(path, overwrite) as tmp, torch.no_grad():
+    with atomic_path(path) as tmp, torch.no_grad():
         torch.onnx.export(model, torch.zeros(1, 3, *input_size), str(tmp), dynamo=False, opset_version=17,
                           input_names=[INPUT], output_names=[OUTPUT],
                           dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
@@ -59,13 +59,13 @@ class _ImageReader:
 ORT_CALIBRATION = {"minmax": "MinMax", "histogram": "Entropy", "percentile": "Percentile"}
 
 
-def quantize_onnx(fp32_path, int8_path, images, observer="histogram", batch_size=16, overwrite=True) -> Path:
+def quantize_onnx(fp32_path, int8_path, images, observer="histogram", batch_size=16) -> Path:
     """Static INT8 (QOperator: integer kernels, not float simulated in QDQ pairs; it ran faster here),
     per-channel weights, activations calibrated on `images`."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with atomic_path(int8_path, overwrite) as tmp:
+    with atomic_path(int8_path) as tmp:
         # ORT's own clean-up first: it folds the constants the exporter leaves as nodes (a conv bias fed by
         # a node, not an initializer, makes quantize_static fail) and records shapes
         quant_pre_process(str(fp32_path), str(tmp), skip_symbolic_shape=True)

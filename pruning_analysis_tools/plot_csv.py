@@ -13,9 +13,9 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from commen_utils.atomic import atomic_path  # noqa: E402
 from commen_utils.errors import exit_code  # noqa: E402
 from pruning_analysis_tools.curves import read_curves  # noqa: E402
+from test_module.plots import save_figure  # noqa: E402
 
 
 def plot_curves(curves, out_dir, per_figure=8, title="Pruning sensitivity"):
@@ -36,12 +36,7 @@ def plot_curves(curves, out_dir, per_figure=8, title="Pruning sensitivity"):
         ax.set_title(f"{title}: layers {start + 1}-{start + len(chunk)} of {len(layers)}")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower left", fontsize=9)
-        fig.tight_layout()
-        path = out_dir / f"sensitivity_{start + 1:03d}-{start + len(chunk):03d}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out_dir / f"sensitivity_{start + 1:03d}-{start + len(chunk):03d}.png"))
     return paths
 
 

@@ -20,21 +20,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from commen_utils.atomic import atomic_path, write_text  # noqa: E402
+from commen_utils.atomic import write_text  # noqa: E402
 from commen_utils.errors import UserError, exit_code  # noqa: E402
 from commen_utils.model_stats import count_macs, count_params  # noqa: E402
 from commen_utils.results import write_result_json  # noqa: E402
 from commen_utils.timestamp import time_stamp  # noqa: E402
+from test_module.plots import save_figure  # noqa: E402
 
 TARGET_FPRS = (1e-2, 1e-3)
-
-
-def save_figure(fig, path):
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_widths(widths: dict, path):

@@ -18,6 +18,11 @@ def plot_roc(curves: dict, path, title="ROC"):
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right")
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path):
+    """Every PNG of the tool: laid out, written whole or not at all, and closed."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

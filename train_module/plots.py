@@ -4,7 +4,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from commen_utils.atomic import atomic_path  # noqa: E402
+from test_module.plots import save_figure  # noqa: E402
 
 
 def plot_history(rows, headline, path):
@@ -21,8 +21,4 @@ def plot_history(rows, headline, path):
     metric_ax.set_ylabel(f"{headline} on the pair list")
     for ax in (loss_ax, metric_ax):
         ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
