@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from commen_utils.allocator import reuse_freed_memory  # noqa: E402
 from commen_utils.errors import UserError, exit_code  # noqa: E402
 from commen_utils.schedule import write_schedule  # noqa: E402
 from pruning_analysis_tools.curves import read_curves  # noqa: E402
@@ -209,6 +210,7 @@ def make_schedule(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    reuse_freed_memory()  # as main.py does by default: this CLI runs models too
     return exit_code(lambda: make_schedule(args))
 
 

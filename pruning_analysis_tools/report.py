@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from commen_utils.atomic import write_text  # noqa: E402
+from commen_utils.allocator import reuse_freed_memory  # noqa: E402
 from commen_utils.errors import UserError, exit_code  # noqa: E402
 from commen_utils.model_stats import count_macs, count_params  # noqa: E402
 from commen_utils.results import write_result_json  # noqa: E402
@@ -184,6 +185,7 @@ def main(argv=None):
     p.add_argument("--notes", nargs="*", help="settings lines to list in the report")
     p.add_argument("--output_dir", help="default work_space/report/<time>")
     args = p.parse_args(argv)
+    reuse_freed_memory()  # as main.py does by default: this CLI runs models too
     return exit_code(lambda: build_report(args))
 
 
