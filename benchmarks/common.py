@@ -11,12 +11,24 @@ sys.path.insert(0, str(ROOT))
 ORL = ROOT / "data/test_data/orl_112x112"
 PAIRS = ORL / "pair_list/orl_pairs.txt"
 HELDOUT = ORL / "pair_list/orl_heldout_pairs.txt"
+TRAIN_PAIRS = ORL / "pair_list/orl_train_pairs.txt"
 SFACE = ROOT / "work_space/model_train_best/sface.pth"
 TRAIN = ROOT / "data/train_data/orl_s1-20"
 
 
+def reuse_memory():
+    """What the CLIs do by default (--allocator reuse), for the benchmarks that run models in-process."""
+    global REUSE
+    from commen_utils.allocator import reuse_freed_memory
+    REUSE = reuse_freed_memory()
+
+
+REUSE = False
+
+
 def machine():
-    allocator = "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else "glibc malloc"
+    allocator = "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else \
+        "glibc malloc, freed memory reused" if REUSE else "glibc malloc"
     return f"{platform.machine()}, {os.cpu_count()} cores, {allocator}, torch {__import__('torch').__version__}"
 
 

@@ -1,7 +1,8 @@
 """SFace accuracy (10-fold, ORL 3,600 pairs, no fine-tuning) at 0.7 / 0.5 / 0.3 of its MACs: uniform L1,
-the original's per-layer rule, and budget mode; each without repair, with BN re-estimation, and with
-least-squares reconstruction + BN re-estimation (64 training images of identities 1-20). Schedules come from
-a sensitivity analysis on the held-out pairs (identities 21-40).
+the original's per-layer rule, and budget mode; each without repair, with BN re-estimation, with
+least-squares refit in forward order ("LS"), and with both (64 training images of identities 1-20).
+Schedules come from a sensitivity analysis on the pairs of identities 1-20, the budget candidates are
+measured there too.
 
     python benchmarks/pruned_accuracy.py [--csv SA_CSV]   # without --csv, runs the analysis first (~3 min)
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from common import HELDOUT, ORL, PAIRS, SFACE, TRAIN, machine, timed_cli
+from common import ORL, PAIRS, SFACE, TRAIN, TRAIN_PAIRS, machine, reuse_memory, timed_cli
 from commen_utils.model_stats import count_macs
 from dataloader import sample_images
 from model_define.loading import load_model
@@ -27,26 +28,28 @@ CALIB = 64
 
 def analysis_csv(folder):
     timed_cli(["--mode", "sa", "--model", "sface", "--best_model_path", SFACE, "--test_root_path", ORL,
-               "--img_list_label_path", HELDOUT, "--sparsities", "0.0,0.2,0.4,0.6,0.8", "--device", "cpu",
-               "--test_batch_size", "16", "--bn_recalibrate", CALIB, "--reconstruct", CALIB,
+               "--img_list_label_path", TRAIN_PAIRS, "--sparsities", "0.0,0.2,0.4,0.6,0.8", "--device", "cpu",
+               "--test_batch_size", "16", "--reconstruct", CALIB,
                "--sensitivity_csv_path", folder], threads=2)
     return next(Path(folder).glob("*.csv"))
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--csv", help="sensitivity CSV made with --bn_recalibrate 64 --reconstruct 64")
+    p.add_argument("--csv", help="sensitivity CSV made with --reconstruct 64")
     args = p.parse_args()
     torch.set_num_threads(2)
+    reuse_memory()
     with tempfile.TemporaryDirectory() as tmp:
         curves = read_curves(args.csv or analysis_csv(tmp))
     loaded = load_model("sface", SFACE)
     model, size = loaded.model, loaded.input_size
     base_macs = count_macs(model, size)
     final = make_evaluator("lfw", ORL, PAIRS, loaded.spec, batch_size=16, cache_images=True, progress=False)
-    search = make_evaluator("lfw", ORL, HELDOUT, loaded.spec, batch_size=16, cache_images=True, progress=False)
+    search = make_evaluator("lfw", ORL, TRAIN_PAIRS, loaded.spec, batch_size=16, cache_images=True, progress=False)
     images = sample_images(TRAIN, loaded.spec, CALIB)
-    repairs = {"none": Repair(), "BN": Repair(images, 0, CALIB), "LS+BN": Repair(images, CALIB, CALIB)}
+    repairs = {"none": Repair(), "BN": Repair(images, 0, CALIB), "LS": Repair(images, CALIB, 0),
+               "LS+BN": Repair(images, CALIB, CALIB)}
     layers = curves.layers
 
     def macs(ratios):
@@ -78,10 +81,10 @@ def main():
         candidates = budget_schedules(curves, layers, {"macs": target}, counts)
         uniform = candidates[0.0][0]
         faithful, expected = faithful_at(target)
-        best = max(candidates, key=lambda b: score(candidates[b][0], repairs["LS+BN"], search)[0])
+        best = max(candidates, key=lambda b: score(candidates[b][0], repairs["LS"], search)[0])
         rows = [("uniform L1", uniform, r) for r in repairs] + \
                [(f"original rule (expected_acc {expected:.3f})", faithful, r) for r in repairs] + \
-               [(f"budget, blend {best:g} (measured on held-out pairs)", candidates[best][0], "LS+BN")]
+               [(f"budget, blend {best:g} (chosen on identities 1-20)", candidates[best][0], "LS")]
         for name, ratios, repair in rows:
             accuracy, ratio = score(ratios, repairs[repair])
             print(f"| {target} | {name} | {repair} | {ratio:.3f} | {accuracy:.4f} |", flush=True)

@@ -1,6 +1,7 @@
 """Sensitivity analysis speed: naive path (copy, prune, re-run everything) vs the fast path (baseline once,
 cached activations at the cut, only the rest re-run), same CSV required. One process at 1 thread, then
-both cores: naive with 2 threads vs fast sharded over 2 processes with torchrun.
+both cores: naive with 2 threads vs fast sharded over 2 processes with torchrun. The naive path also runs
+with glibc's default allocator (`--allocator system`): the original's way.
 
     python benchmarks/sa_speed.py [--pairs N] [--levels 0.0,0.1,...,0.9]
 """
@@ -23,29 +24,33 @@ def main():
         pairs.write_text("\n".join(HELDOUT.read_text().splitlines()[:args.pairs]) + "\n")
         images = len({p for line in pairs.read_text().splitlines() for p in line.split()[:2]})
 
-        def run(name, threads, nproc=1, naive=False):
+        def run(name, threads, nproc=1, naive=False, allocator="reuse"):
             out = tmp / name
             flags = ["--mode", "sa", "--model", "sface", "--best_model_path", SFACE, "--test_root_path", ORL,
                      "--img_list_label_path", pairs, "--sparsities", args.levels, "--device", "cpu",
-                     "--test_batch_size", args.batch, "--sensitivity_csv_path", out] + (["--sa_naive"] if naive else [])
+                     "--test_batch_size", args.batch, "--sensitivity_csv_path", out, "--allocator", allocator] + \
+                (["--sa_naive"] if naive else [])
             seconds = timed_cli(flags, threads, nproc)
             return seconds, next(out.glob("*.csv")).read_text()
 
-        results = {"naive, 1 process x 1 thread": run("n1", 1, naive=True),
+        results = {"naive, 1 process x 1 thread, glibc default": run("n1s", 1, naive=True, allocator="system"),
+                   "naive, 1 process x 1 thread": run("n1", 1, naive=True),
                    "fast, 1 process x 1 thread": run("f1", 1),
                    "naive, 1 process x 2 threads": run("n2", 2, naive=True),
                    "fast, torchrun 2 processes x 1 thread": run("f2", 1, nproc=2)}
     # Bit-identical CSVs are expected at equal threads per process (2 threads split reductions differently).
     same = results["naive, 1 process x 1 thread"][1] == results["fast, 1 process x 1 thread"][1] == \
         results["fast, torchrun 2 processes x 1 thread"][1]
-    print(f"SFace, {args.pairs} pairs ({images} images), levels {args.levels}, batch {args.batch}; {machine()}")
+    print(f"SFace, {args.pairs} pairs ({images} images), levels {args.levels}, batch {args.batch}; {machine()}; "
+          "--allocator reuse unless said")
     for name, (seconds, _) in results.items():
         print(f"  {name:40s} {seconds:7.1f} s")
     n1, f1 = results["naive, 1 process x 1 thread"][0], results["fast, 1 process x 1 thread"][0]
     n2, f2 = results["naive, 1 process x 2 threads"][0], results["fast, torchrun 2 processes x 1 thread"][0]
-    print(f"  speed-up 1 thread: {n1 / f1:.2f}x; both cores: {n2 / f2:.2f}x; "
-          f"CSVs identical at 1 thread per process: {same}")
-
+    original, same_allocator_csv = results["naive, 1 process x 1 thread, glibc default"]
+    print(f"  fast vs naive, same allocator: 1 thread {n1 / f1:.2f}x, both cores {n2 / f2:.2f}x")
+    print(f"  fast (1 thread) vs the original's way (naive, 1 thread, glibc default): {original / f1:.2f}x")
+    print(f"  CSVs identical at 1 thread per process: {same and same_allocator_csv == results['fast, 1 process x 1 thread'][1]}")
 
 if __name__ == "__main__":
     main()
