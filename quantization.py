@@ -30,6 +30,7 @@ from commen_utils.errors import UserError
 from commen_utils.latency import median_latency_ms, median_ms
 from commen_utils.onnx_io import OnnxModel, export_onnx, quantize_onnx
 from commen_utils.timestamp import time_stamp
+from commen_utils.torchscript_io import freeze_for_inference, save_torchscript
 
 TORCH_BACKENDS = ("fbgemm", "x86")
 BACKENDS = TORCH_BACKENDS + ("onnxruntime",)
@@ -237,6 +238,9 @@ def compare(evaluator, reference, candidates):
     return evaluator.score(ref)["headline"], rows
 
 
+TIMED = ("fp32", "fp32 folded", "int8", "fp16")  # the torch variants, timed side by side
+
+
 def quantization_settings(args, model, input_size):
     integer = {"float": [], "integer": prelu_names(model)}.get(args.prelu)
     if integer is None and args.quant_backend in TORCH_BACKENDS:  # auto
@@ -256,7 +260,8 @@ def run_quantization(args, loaded, evaluator, calibration_images):
         print(f"note: {len(odd)} conv(s) have widths that are not multiples of 8, e.g. {odd[0]}; the INT8 CPU "
               f"kernels fall back to slow paths on those: prune with --round_to 8")
     stem = Path(args.quantized_save_model_path) / f"{Path(loaded.arch).stem}_{time_stamp()}"
-    names = {"fp32": "_fp32.pt", "onnx fp32": "_fp32.onnx", "onnx int8": "_int8.onnx"}
+    names = {"fp32": "_fp32.pt", "fp32 folded": "_fp32_folded.torchscript", "onnx fp32": "_fp32.onnx",
+             "onnx int8": "_int8.onnx"}
     names.update({"int8": "_int8.pt"} if settings["backend"] in TORCH_BACKENDS else {})
     names.update({"fp16": "_fp16.pt"} if args.fp16 else {})
     final = {name: stem.with_name(stem.name + suffix) for name, suffix in names.items()}
@@ -273,7 +278,8 @@ def quantize_and_compare(args, loaded, evaluator, calibration_images, fp32, sett
                   embedding_size=loaded.embedding_size)
     save_checkpoint(files["fp32"], fp32, metadata={"precision": "fp32"}, **common)
     export_onnx(fp32, loaded.input_size, files["onnx fp32"])
-    variants = {}
+    variants = {"fp32 folded": freeze_for_inference(fp32, loaded.input_size)}
+    save_torchscript(variants["fp32 folded"], files["fp32 folded"])
     if args.fp16:
         variants["fp16"] = HalfPrecision(fp32)
         save_checkpoint(files["fp16"], variants["fp16"].model, metadata={"precision": "fp16"}, **common)
@@ -296,19 +302,20 @@ def quantize_and_compare(args, loaded, evaluator, calibration_images, fp32, sett
     for name, row in rows.items():
         if name in files:
             row["size_mb"] = file_size_mb(files[name])
-        if name in ("fp32", "int8", "fp16"):
+        if name in TIMED:
             for batch in args.latency_batches:
                 repeats = args.latency_repeats if batch == 1 else max(3, args.latency_repeats // 4)
                 row[f"latency_ms_bs{batch}"] = median_latency_ms(variants.get(name, fp32), loaded.input_size,
                                                                  batch, repeats)
     result = {"cosine_min": rows["int8"]["cosine_min"], "cosine_mean": rows["int8"]["cosine_mean"],
               "variants": rows, "settings": settings}
-    for name in ("fp32", "int8", "fp16"):
+    for name in TIMED:
         for key, value in rows.get(name, {}).items():
+            label = name.replace(" ", "_")
             if key.startswith("latency_ms_bs"):
-                result[f"latency_ms_{name}_bs{key.rsplit('bs', 1)[1]}"] = value
+                result[f"latency_ms_{label}_bs{key.rsplit('bs', 1)[1]}"] = value
             elif key in ("accuracy", "size_mb"):
-                result[f"{key}_{name}"] = value
+                result[f"{key}_{label}"] = value
     print_table(evaluator.data_source, rows)
     return result
 

@@ -79,12 +79,12 @@ def main():
     print("|---|---|---|---|---|")
     for target in TARGETS:
         candidates = budget_schedules(curves, layers, {"macs": target}, counts)
-        uniform = candidates[0.0][0]
+        uniform = candidates["uniform"][0]
         faithful, expected = faithful_at(target)
         best = max(candidates, key=lambda b: score(candidates[b][0], repairs["LS"], search)[0])
         rows = [("uniform L1", uniform, r) for r in repairs] + \
                [(f"original rule (expected_acc {expected:.3f})", faithful, r) for r in repairs] + \
-               [(f"budget, blend {best:g} (chosen on identities 1-20)", candidates[best][0], "LS")]
+               [(f"budget: {best} (chosen on identities 1-20)", candidates[best][0], "LS")]
         for name, ratios, repair in rows:
             accuracy, ratio = score(ratios, repairs[repair])
             print(f"| {target} | {name} | {repair} | {ratio:.3f} | {accuracy:.4f} |", flush=True)

@@ -35,8 +35,8 @@ def parse_size(text):
 
 def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input_size=None,
                embedding_size=None, device="cpu", preprocess=None) -> LoadedModel:
-    if checkpoint and str(checkpoint).endswith(".onnx"):
-        return load_onnx(model_name, checkpoint, input_size, embedding_size, preprocess)
+    if checkpoint and str(checkpoint).endswith((".onnx", ".torchscript")):
+        return load_exported(model_name, checkpoint, input_size, embedding_size, preprocess)
     state_dict, info = load_checkpoint(checkpoint, from_data_parallel) if checkpoint else (None, {})
     arch = info.get("arch") or model_name
     if not arch:
@@ -61,14 +61,19 @@ def input_spec(entry, size, preprocess):
     return replace(entry.spec, size=size, **{k: v for k, v in (preprocess or {}).items() if v is not None})
 
 
-def load_onnx(model_name, path, input_size=None, embedding_size=None, preprocess=None) -> LoadedModel:
-    """An exported model run by ONNX Runtime (CPU). --model names its preprocessing (the ONNX holds none)."""
-    from commen_utils.onnx_io import OnnxModel
-
+def load_exported(model_name, path, input_size=None, embedding_size=None, preprocess=None) -> LoadedModel:
+    """An exported model: ONNX (run by ONNX Runtime, CPU) or frozen TorchScript. --model names its
+    preprocessing (the file holds none)."""
     if not model_name:
-        raise UserError(f"{path}: an ONNX file does not say how its input is preprocessed; pass --model")
+        raise UserError(f"{path}: an exported model does not say how its input is preprocessed; pass --model")
     entry = get_entry(model_name)
-    model = OnnxModel(path)
-    size = tuple(parse_size(input_size) or model.input_size or entry.spec.size)
+    if str(path).endswith(".onnx"):
+        from commen_utils.onnx_io import OnnxModel
+        model, precision = OnnxModel(path), "onnx"
+        size = tuple(parse_size(input_size) or model.input_size or entry.spec.size)
+    else:
+        from commen_utils.torchscript_io import load_torchscript
+        model, precision = load_torchscript(path), "torchscript"
+        size = tuple(parse_size(input_size) or entry.spec.size)
     return LoadedModel(model, model_name, input_spec(entry, size, preprocess), size,
-                       embedding_size or entry.embedding_size, None, entry.task, "onnx")
+                       embedding_size or entry.embedding_size, None, entry.task, precision)

@@ -3,9 +3,10 @@
 Two ways to choose each layer's sparsity:
 - the original's rule (default): for every scheduled layer, the level whose metric is closest to
   --expected_acc, then moved to the highest level at least as good as that one (original_tool.md §10.1);
-- a budget (--target_macs_ratio / --target_params_ratio): candidate schedules from uniform to the curves'
-  equal-damage shape, each fitted to the budget on the real pruned model's counts; with --best_model_path and
-  a pair list, each is pruned, repaired and scored, and the best is written.
+- a budget (--target_macs_ratio / --target_params_ratio): candidate schedules (uniform, the curves'
+  equal-damage shape and halfway to it, the damage-per-MAC shape), each fitted to the budget on the real
+  pruned model's counts; with --best_model_path and a pair list, each is pruned, repaired and scored, and
+  the best is written.
 """
 import argparse
 import sys
@@ -78,23 +79,47 @@ def fit_to_budget(allocation, targets, counts, high):
     return allocation(high), {k: reached[k] / base[k] for k in ("macs", "params")}
 
 
-def budget_schedules(curves, layers, targets, counts, blends=(0.0, 0.5, 1.0)):
-    """Candidate schedules meeting the budget, from uniform (blend 0: one fraction for every layer) to the
-    measured curves' equal-damage shape (blend 1: every layer pruned until its predicted damage reaches one
-    common threshold). Per-layer damages do not simply add up, so which is best is for a measurement to
-    say (--best_model_path ...); without one, the equal-damage schedule is the curves' own prediction."""
+def level_at_slope(damage: dict, saving: dict, slope: float) -> float:
+    """The highest measured level up to which every step costs at most `slope` damage per unit of MACs (or
+    params) saved: the layer's share when the budget goes wherever it is cheapest."""
+    levels, ratio = sorted(damage), 0.0
+    for a, b in zip(levels, levels[1:]):
+        gained = saving[b] - saving[a]
+        if gained <= 0 or damage[b] - damage[a] > slope * gained:
+            break
+        ratio = b
+    return ratio
+
+
+def budget_schedules(curves, layers, targets, counts):
+    """Candidate schedules meeting the budget: uniform (one fraction for every layer); the measured curves'
+    equal-damage shape (every layer pruned until its predicted damage reaches one common threshold) and
+    halfway between the two; and, where the CSV has MAC counts, the damage-per-MAC shape (each layer pruned
+    while a step costs less damage per MAC saved than one common slope). Per-layer damages do not simply add
+    up, so which is best is for a measurement to say (--best_model_path ...); without one, the equal-damage
+    schedule is the curves' own prediction. Returns {name: (ratios, reached ratios)}, uniform first."""
     top = min(max(curves.accuracy[layer]) for layer in layers)
     damage = {layer: curves.damage(layer) for layer in layers}
     highest = max(max(d.values()) for d in damage.values()) + 1e-9
     # Schedules are written with two decimals: fit the budget on what will be written.
-    shape, _ = fit_to_budget(lambda tau: {k: round(level_at_damage(d, tau), 2) for k, d in damage.items()},
-                             targets, counts, highest)
-    mean = sum(shape.values()) / len(shape)
+    shapes = {"equal damage": fit_to_budget(
+        lambda tau: {k: round(level_at_damage(d, tau), 2) for k, d in damage.items()}, targets, counts, highest)[0]}
+    if curves.macs and "macs" in targets:
+        saving = {k: {v: 1 - m / curves.macs[k][0.0] for v, m in curves.macs[k].items()} for k in layers}
+        steepest = max((d[b] - d[a]) / max(saving[k][b] - saving[k][a], 1e-12)
+                       for k, d in damage.items() for a, b in zip(sorted(d), sorted(d)[1:])) + 1e-9
+        shapes["damage per MAC"] = fit_to_budget(
+            lambda slope: {k: level_at_slope(damage[k], saving[k], slope) for k in layers}, targets, counts,
+            max(steepest, 1e-9))[0]
+    blends = [("uniform", "equal damage", 0.0), ("halfway to equal damage", "equal damage", 0.5),
+              ("equal damage", "equal damage", 1.0)] + [(name, name, 1.0) for name in shapes if name != "equal damage"]
     candidates = {}
-    for blend in blends:
+    for name, shape_name, blend in blends:
+        shape = shapes[shape_name]
+        mean = sum(shape.values()) / len(shape)
         weights = {k: (1 - blend) + blend * shape[k] / mean for k in layers}
-        candidates[blend] = fit_to_budget(lambda c: {k: round(min(top, c * w), 2) for k, w in weights.items()},
-                                          targets, counts, top / min(w for w in weights.values() if w > 0))
+        candidates[name] = fit_to_budget(lambda c: {k: round(min(top, c * w), 2) for k, w in weights.items()},
+                                         targets, counts, top / min(w for w in weights.values() if w > 0))
     return candidates
 
 
@@ -115,15 +140,14 @@ def measured_choice(args, candidates, size):
     repair = Repair(sample_images(args.train_data_path, loaded.spec, needed) if needed else None,
                     args.reconstruct, args.bn_recalibrate)
     scores = {}
-    for blend, (ratios, reached) in candidates.items():
+    for name, (ratios, reached) in candidates.items():
         model = prune_and_repair(copy.deepcopy(loaded.model), size, {k: v for k, v in ratios.items() if v > 0},
                                  round_to=args.round_to, repair=repair)
-        scores[blend] = evaluator(model)["headline"]
-        print(f"candidate blend {blend:.2f} (0 = uniform, 1 = equal damage): MACs {reached['macs']:.3f}x, "
-              f"measured {scores[blend]:.4f}")
-    best = max(scores, key=lambda b: (scores[b], -b))
-    tried = [{"blend": b, "macs_ratio": candidates[b][1]["macs"], "params_ratio": candidates[b][1]["params"],
-              "measured": scores[b]} for b in scores]
+        scores[name] = evaluator(model)["headline"]
+        print(f"candidate {name}: MACs {reached['macs']:.3f}x, measured {scores[name]:.4f}")
+    best = max(scores, key=scores.get)  # ties: the earlier candidate, uniform first
+    tried = [{"schedule": name, "macs_ratio": candidates[name][1]["macs"],
+              "params_ratio": candidates[name][1]["params"], "measured": scores[name]} for name in scores]
     return best, scores[best], tried
 
 
@@ -181,12 +205,12 @@ def make_schedule(args):
         rule = "budget " + ", ".join(f"{k} <= {v:g}x" for k, v in targets.items())
         tried = []
         if args.best_model_path:
-            blend, measured, tried = measured_choice(args, candidates, size)
-            rule += f", blend {blend:g} chosen by measurement ({measured:.4f} on {Path(args.img_list_label_path).name})"
+            chosen, measured, tried = measured_choice(args, candidates, size)
+            rule += f", {chosen} chosen by measurement ({measured:.4f} on {Path(args.img_list_label_path).name})"
         else:
-            blend = 1.0
+            chosen = "equal damage"
             rule += ", equal-damage schedule (not measured)"
-        ratios, reached = candidates[blend]
+        ratios, reached = candidates[chosen]
     elif args.expected_acc is not None:
         tried = []
         ratios = faithful_schedule(curves, layers, args.expected_acc)

@@ -65,8 +65,9 @@ def test_int8_of_a_pruned_model(sface_and_images):
 
 
 def test_quantization_mode_end_to_end(tmp_path):
-    """INT8 + fp16 + both ONNX files on a few pairs; every file reloads and scores as reported."""
-    pairs = subset_pairs(tmp_path, 40)
+    """INT8 + fp16 + BN-folded TorchScript + both ONNX files on a few pairs; every file reloads and scores as
+    reported."""
+    pairs = subset_pairs(tmp_path, 24)
     common = ["--test_root_path", ORL, "--img_list_label_path", pairs, "--device", "cpu"]
     out = tmp_path / "q"
     run_cli("--mode", "quantization", "--model", "sface", "--best_model_path", SFACE, "--fp16", "--calib_batches",
@@ -75,23 +76,19 @@ def test_quantization_mode_end_to_end(tmp_path):
     result = read_json(tmp_path / "q.json")
     for key in ("accuracy_fp32", "accuracy_int8", "accuracy_fp16", "cosine_min", "cosine_mean", "size_mb_fp32",
                 "size_mb_int8", "latency_ms_fp32_bs1", "latency_ms_int8_bs1", "latency_ms_fp32_bs2",
-                "latency_ms_int8_bs2"):
+                "latency_ms_int8_bs2", "latency_ms_fp32_folded_bs1", "accuracy_fp32_folded"):
         assert key in result, key
     assert result["cosine_mean"] >= 0.98 and result["size_mb_int8"] < 0.3 * result["size_mb_fp32"]
     onnx = result["variants"]
     assert onnx["onnx fp32"]["cosine_min"] > 0.9999 and onnx["onnx int8"]["cosine_mean"] >= 0.98
+    assert onnx["fp32 folded"]["cosine_min"] > 0.9999
     assert sorted(p.name for p in out.iterdir()) == sorted(p.rsplit("/", 1)[1] for p in result["files"].values())
     for name, expected in (("int8", result["accuracy_int8"]), ("onnx int8", onnx["onnx int8"]["accuracy"]),
-                           ("fp16", result["accuracy_fp16"])):
+                           ("fp16", result["accuracy_fp16"]), ("fp32 folded", result["accuracy_fp32_folded"])):
         run_cli("--mode", "test", "--model", "sface", "--best_model_path", result["files"][name], "--result_json",
                 tmp_path / "t.json", "--roc_png", tmp_path / "roc.png", *common)
         assert read_json(tmp_path / "t.json")["accuracy"] == pytest.approx(expected, abs=0.03 if name == "fp16"
                                                                           else 1e-9), name
-    again = run_cli("--mode", "quantization", "--model", "sface", "--best_model_path", SFACE, "--calib_batches",
-                    "1", "--quantized_save_model_path", out, "--latency_repeats", "1", *common, check=False)
-    if again.returncode == 2:  # same minute: the files exist and are refused before any work
-        assert "already exists" in one_line_error(again)
-        assert len(list(out.iterdir())) == len(result["files"])
 
 
 def test_conflicting_quantization_flags(tmp_path):

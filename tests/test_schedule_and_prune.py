@@ -27,10 +27,23 @@ def test_budget_candidates_meet_the_budget_and_spare_the_fragile_layer():
                     cosine={"a": {0.0: 1.0, 0.4: 0.8, 0.8: 0.5}, "b": {0.0: 1.0, 0.4: 0.99, 0.8: 0.95}})
     counts = lambda r: {"macs": 100 - 25 * sum(r.values()), "params": 1}  # noqa: E731
     candidates = budget_schedules(curves, ["a", "b"], {"macs": 0.8}, counts)
-    uniform, _ = candidates[0.0]
-    shaped, reached = candidates[1.0]
+    uniform, _ = candidates["uniform"]
+    shaped, reached = candidates["equal damage"]
     assert uniform["a"] == uniform["b"] and abs(uniform["a"] - 0.4) <= 0.01
     assert shaped["a"] < shaped["b"] and reached["macs"] <= 0.8
+
+
+def test_damage_per_mac_prunes_where_macs_are_cheap():
+    same = {0.0: 1.0, 0.4: 0.9, 0.8: 0.7}  # both layers hurt alike per level; b saves three times the MACs
+    curves = Curves(accuracy={"a": {0.0: 0.9, 0.4: 0.8, 0.8: 0.7}, "b": {0.0: 0.9, 0.4: 0.8, 0.8: 0.7}},
+                    cosine={"a": same, "b": same},
+                    macs={"a": {0.0: 100, 0.4: 96, 0.8: 92}, "b": {0.0: 100, 0.4: 88, 0.8: 76}})
+    counts = lambda r: {"macs": 100 - 10 * r.get("a", 0) - 30 * r.get("b", 0), "params": 1}  # noqa: E731
+    candidates = budget_schedules(curves, ["a", "b"], {"macs": 0.8}, counts)
+    equal, _ = candidates["equal damage"]
+    per_mac, reached = candidates["damage per MAC"]
+    assert equal["a"] == equal["b"]
+    assert per_mac["a"] < per_mac["b"] and reached["macs"] <= 0.8
 
 
 def test_schedule_round_trip_and_validation(tmp_path):
