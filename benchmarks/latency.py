@@ -1,17 +1,18 @@
 """CPU latency of SFace pruned to about half its MACs vs unpruned, at batch 1 and 32: medians of repeated
-runs, measured side by side in one process; with and without conv+BN folding (torch.fx's fuse) and with
-widths rounded to multiples of 8.
+runs, measured side by side in one process; with widths rounded to multiples of 8, and as the BN-folded
+frozen TorchScript that `--mode quantization` exports (`_fp32_folded.torchscript`). Memory reuse on, as in
+the CLIs (`--allocator reuse`).
 
     python benchmarks/latency.py [--threads 1] [--repeats 30]
 """
 import argparse
 import copy
 import torch
-from torch.fx.experimental.optimization import fuse
 
-from common import SFACE, machine
+from common import SFACE, machine, reuse_memory
 from commen_utils.latency import median_latency_ms
 from commen_utils.model_stats import count_macs
+from commen_utils.torchscript_io import freeze_for_inference
 from model_define.loading import load_model
 from pruning import ChannelGraph, prune_model
 
@@ -30,17 +31,19 @@ def main():
     p.add_argument("--ratio", type=float, default=0.3, help="uniform fraction removed (0.3: about half the MACs)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    reuse_memory()
     model = load_model("sface", SFACE).model.eval()
     base_macs = count_macs(model, (112, 112))
-    variants = {"unpruned": model, "unpruned, BN folded": fuse(model),
-                "pruned": uniform(model, args.ratio, 1), "pruned, BN folded": fuse(uniform(model, args.ratio, 1)),
-                "pruned, widths x8, BN folded": fuse(uniform(model, args.ratio, 8))}
+    pruned, pruned8 = uniform(model, args.ratio, 1), uniform(model, args.ratio, 8)
+    variants = {"unpruned": (model, model), "unpruned, BN folded": (model, freeze_for_inference(model, (112, 112))),
+                "pruned": (pruned, pruned), "pruned, widths x8": (pruned8, pruned8),
+                "pruned, widths x8, BN folded": (pruned8, freeze_for_inference(pruned8, (112, 112)))}
     print(f"SFace, {args.threads} thread(s), median of {args.repeats}; {machine()}")
     print("| variant | MACs ratio | bs1 ms | bs1 ratio | bs32 ms | bs32 ratio |")
     print("|---|---|---|---|---|---|")
     reference = {}
-    for name, m in variants.items():
-        row = [name, f"{count_macs(m, (112, 112)) / base_macs:.3f}"]
+    for name, (counted, m) in variants.items():
+        row = [name, f"{count_macs(counted, (112, 112)) / base_macs:.3f}"]
         for batch in (1, 32):
             ms = median_latency_ms(m, (112, 112), batch, args.repeats if batch == 1 else max(5, args.repeats // 5), 3)
             reference.setdefault(batch, ms)
