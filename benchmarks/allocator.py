@@ -2,7 +2,7 @@
 reuse` (freed memory kept for the next call), 1 thread. Each setting runs in its own process, since the
 setting holds for a whole process.
 
-    python benchmarks/allocator.py [--batches 1 8 16 32 64] [--repeats 5]
+    python benchmarks/allocator.py [--batches 1 8 16 32 64] [--repeats 15]
 """
 import argparse
 import subprocess
@@ -34,7 +34,7 @@ for batch in map(int, sys.argv[3:]):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 16, 32, 64])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=15)
     args = p.parse_args()
     results = {}
     for mode in ("system", "reuse"):

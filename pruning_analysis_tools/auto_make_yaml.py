@@ -110,11 +110,12 @@ def budget_schedules(curves, layers, targets, counts):
                        for k, d in damage.items() for a, b in zip(sorted(d), sorted(d)[1:])) + 1e-9
         shapes["damage per MAC"] = fit_to_budget(
             lambda slope: {k: level_at_slope(damage[k], saving[k], slope) for k in layers}, targets, counts,
-            max(steepest, 1e-9))[0]
-    blends = [("uniform", "equal damage", 0.0), ("halfway to equal damage", "equal damage", 0.5),
-              ("equal damage", "equal damage", 1.0)] + [(name, name, 1.0) for name in shapes if name != "equal damage"]
+            steepest)[0]
+    # (shape, blend): the candidate's weights are blend x shape + (1 - blend) x uniform
+    blends = {"uniform": ("equal damage", 0.0), "halfway to equal damage": ("equal damage", 0.5),
+              **{name: (name, 1.0) for name in shapes}}
     candidates = {}
-    for name, shape_name, blend in blends:
+    for name, (shape_name, blend) in blends.items():
         shape = shapes[shape_name]
         mean = sum(shape.values()) / len(shape)
         weights = {k: (1 - blend) + blend * shape[k] / mean for k in layers}
