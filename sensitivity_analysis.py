@@ -19,6 +19,7 @@ from tqdm import tqdm
 from commen_utils.distributed import distributed_context
 from commen_utils.errors import UserError
 from commen_utils.graph_split import GraphSplitter
+from commen_utils.interrupt import interruptible
 from commen_utils.model_stats import count_macs, count_params
 from commen_utils.timestamp import time_stamp
 from pruning import (ChannelGraph, apply_plan, call_order, channels_to_remove, consumers_of, criterion_of,
@@ -214,11 +215,13 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
     writer = RowWriter(part, existing_text if world == 1 else "")
     total = sum(1 for g in todo for v in levels if (g.param, level_text(v)) not in finished)
     try:
-        with tqdm(total=total, desc="sensitivity", unit="level", disable=hidden(rank == 0)) as bar:
+        with interruptible() as interrupts, \
+                tqdm(total=total, desc="sensitivity", unit="level", disable=hidden(rank == 0)) as bar:
             for group in todo:
                 left = [v for v in levels if (group.param, level_text(v)) not in finished]
                 for row in analysis.rows(group, left, baseline, bar):
                     writer.write(row)
+                    interrupts.check()
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"every finished row is in {part}; continue with --resume {csv_path}") from None
     finally:

@@ -12,6 +12,9 @@ from pathlib import Path
 from common import HELDOUT, ORL, SFACE, machine, timed_cli
 
 
+FAST = "fast, 1 process x 1 thread"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=300, help="first N held-out pairs (300: about 140 images)")
@@ -35,22 +38,23 @@ def main():
 
         results = {"naive, 1 process x 1 thread, glibc default": run("n1s", 1, naive=True, allocator="system"),
                    "naive, 1 process x 1 thread": run("n1", 1, naive=True),
-                   "fast, 1 process x 1 thread": run("f1", 1),
+                   FAST: run("f1", 1),
                    "naive, 1 process x 2 threads": run("n2", 2, naive=True),
                    "fast, torchrun 2 processes x 1 thread": run("f2", 1, nproc=2)}
     # Bit-identical CSVs are expected at equal threads per process (2 threads split reductions differently).
-    same = results["naive, 1 process x 1 thread"][1] == results["fast, 1 process x 1 thread"][1] == \
+    same = results["naive, 1 process x 1 thread"][1] == results[FAST][1] == \
         results["fast, torchrun 2 processes x 1 thread"][1]
     print(f"SFace, {args.pairs} pairs ({images} images), levels {args.levels}, batch {args.batch}; {machine()}; "
           "--allocator reuse unless said")
     for name, (seconds, _) in results.items():
         print(f"  {name:40s} {seconds:7.1f} s")
-    n1, f1 = results["naive, 1 process x 1 thread"][0], results["fast, 1 process x 1 thread"][0]
+    n1, f1 = results["naive, 1 process x 1 thread"][0], results[FAST][0]
     n2, f2 = results["naive, 1 process x 2 threads"][0], results["fast, torchrun 2 processes x 1 thread"][0]
-    original, same_allocator_csv = results["naive, 1 process x 1 thread, glibc default"]
+    original, original_csv = results["naive, 1 process x 1 thread, glibc default"]
     print(f"  fast vs naive, same allocator: 1 thread {n1 / f1:.2f}x, both cores {n2 / f2:.2f}x")
     print(f"  fast (1 thread) vs the original's way (naive, 1 thread, glibc default): {original / f1:.2f}x")
-    print(f"  CSVs identical at 1 thread per process: {same and same_allocator_csv == results['fast, 1 process x 1 thread'][1]}")
+    print(f"  CSVs identical at 1 thread per process: {same and original_csv == results[FAST][1]}")
+
 
 if __name__ == "__main__":
     main()
