@@ -26,7 +26,10 @@ class _Interrupts:
 @contextmanager
 def interruptible():
     interrupts = _Interrupts()
-    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+    # Only the main thread gets signals; and a process started with SIGINT ignored (nohup, a background
+    # job of a script) keeps ignoring it.
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield interrupts
         return
     previous = signal.signal(signal.SIGINT, interrupts.handle)
