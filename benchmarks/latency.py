@@ -1,6 +1,7 @@
 """CPU latency of SFace pruned to about half its MACs vs unpruned, at batch 1 and 32: medians of repeated
 runs, measured side by side in one process; with widths rounded to multiples of 8, and as the BN-folded
-frozen TorchScript that `--mode quantization` exports (`_fp32_folded.torchscript`). Memory reuse on, as in
+frozen TorchScript with channels-last weights that `--mode quantization` exports
+(`_fp32_folded.torchscript`). Memory reuse on, as in
 the CLIs (`--allocator reuse`).
 
     python benchmarks/latency.py [--threads 1] [--repeats 30]
@@ -35,9 +36,10 @@ def main():
     model = load_model("sface", SFACE).model.eval()
     base_macs = count_macs(model, (112, 112))
     pruned, pruned8 = uniform(model, args.ratio, 1), uniform(model, args.ratio, 8)
-    variants = {"unpruned": (model, model), "unpruned, BN folded": (model, freeze_for_inference(model, (112, 112))),
+    exported = "as exported (BN folded, channels-last weights)"
+    variants = {"unpruned": (model, model), f"unpruned, {exported}": (model, freeze_for_inference(model, (112, 112))),
                 "pruned": (pruned, pruned), "pruned, widths x8": (pruned8, pruned8),
-                "pruned, widths x8, BN folded": (pruned8, freeze_for_inference(pruned8, (112, 112)))}
+                f"pruned, widths x8, {exported}": (pruned8, freeze_for_inference(pruned8, (112, 112)))}
     print(f"SFace, {args.threads} thread(s), median of {args.repeats}; {machine()}")
     print("| variant | MACs ratio | bs1 ms | bs1 ratio | bs32 ms | bs32 ratio |")
     print("|---|---|---|---|---|---|")
