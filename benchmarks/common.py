@@ -16,14 +16,14 @@ SFACE = ROOT / "work_space/model_train_best/sface.pth"
 TRAIN = ROOT / "data/train_data/orl_s1-20"
 
 
+REUSE = False  # set by reuse_memory(), reported by machine()
+
+
 def reuse_memory():
     """What the CLIs do by default (--allocator reuse), for the benchmarks that run models in-process."""
     global REUSE
     from commen_utils.allocator import reuse_freed_memory
     REUSE = reuse_freed_memory()
-
-
-REUSE = False
 
 
 def machine():

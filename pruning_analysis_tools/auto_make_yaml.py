@@ -80,8 +80,8 @@ def fit_to_budget(allocation, targets, counts, high):
 
 
 def level_at_slope(damage: dict, saving: dict, slope: float) -> float:
-    """The highest measured level up to which every step costs at most `slope` damage per unit of MACs (or
-    params) saved: the layer's share when the budget goes wherever it is cheapest."""
+    """The highest measured level up to which every step costs at most `slope` damage per unit of MACs
+    saved: the layer's share when the budget goes wherever it is cheapest."""
     levels, ratio = sorted(damage), 0.0
     for a, b in zip(levels, levels[1:]):
         gained = saving[b] - saving[a]
