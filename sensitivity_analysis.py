@@ -19,7 +19,6 @@ from tqdm import tqdm
 from commen_utils.distributed import distributed_context
 from commen_utils.errors import UserError
 from commen_utils.graph_split import GraphSplitter
-from commen_utils.interrupt import interruptible
 from commen_utils.model_stats import count_macs, count_params
 from commen_utils.timestamp import time_stamp
 from pruning import (ChannelGraph, apply_plan, call_order, channels_to_remove, consumers_of, criterion_of,
@@ -179,7 +178,7 @@ class RowWriter:
 def shard_of(index, world):
     """Which process measures the index-th group. A group costs the part of the network after it, so costs
     fall with depth: dealing them out back and forth (0 1 1 0 0 1 ...) balances the shards far better
-    than round robin (SFace on 2 processes: 2 % apart instead of 19 %)."""
+    than round robin (BENCHMARKS.md: 2 processes 1.75x one, where round robin gave 1.6x)."""
     turn, seat = divmod(index, world)
     return seat if turn % 2 == 0 else world - 1 - seat
 
@@ -215,13 +214,11 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
     writer = RowWriter(part, existing_text if world == 1 else "")
     total = sum(1 for g in todo for v in levels if (g.param, level_text(v)) not in finished)
     try:
-        with interruptible() as interrupts, \
-                tqdm(total=total, desc="sensitivity", unit="level", disable=hidden(rank == 0)) as bar:
+        with tqdm(total=total, desc="sensitivity", unit="level", disable=hidden(rank == 0)) as bar:
             for group in todo:
                 left = [v for v in levels if (group.param, level_text(v)) not in finished]
                 for row in analysis.rows(group, left, baseline, bar):
                     writer.write(row)
-                    interrupts.check()
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"every finished row is in {part}; continue with --resume {csv_path}") from None
     finally:

@@ -21,7 +21,6 @@ from commen_utils.atomic import write_text
 from commen_utils.checkpoint import load_checkpoint, save_checkpoint
 from commen_utils.distributed import distributed_context, local_device
 from commen_utils.errors import UserError
-from commen_utils.interrupt import interruptible
 from commen_utils.timestamp import time_stamp
 from dataloader import TrainImages, image_folder_items, make_loader
 from test_module.evaluate import hidden
@@ -215,27 +214,25 @@ def run_finetune(args, loaded, evaluator, config: FineTuneConfig, teacher=None):
               f"({len(job.dataset)} images, head {config.head}, distillation weight {config.kd_weight}); "
               f"{headline} before: {job.history[0][headline]:.4f}; run folder {folder}")
     try:
-        with interruptible() as interrupts:
-            while job.epoch < config.epochs:
-                started = time.perf_counter()
-                losses = job.train_epoch()
-                identical = replicas_identical(job.learner, job.world)
-                value = job.score()
-                row = {"epoch": job.epoch, "lr": learning_rate(config, job.epoch - 1), headline: value,
-                       "seconds": round(time.perf_counter() - started, 2), "replicas_identical": identical, **losses}
-                job.history.append(row)
-                if job.rank == 0:
-                    if value > job.best:
-                        job.best = value
-                        save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": job.epoch, headline: value},
-                                        **common)
-                    save_checkpoint(folder / "last.pt", job.model, metadata={"train_state": job.state(),
-                                                                              "config": asdict(config)}, **common)
-                    write_text(folder / "log.csv", history_csv(job.history, headline))
-                    plot_history(job.history, headline, folder / "curves.png")
-                    print(f"epoch {job.epoch}: loss {losses['loss']:.4f}, {headline} {value:.4f}"
-                          f"{' (best)' if value == job.best else ''}", flush=True)
-                interrupts.check()  # a Ctrl-C that Python swallowed during the epoch
+        while job.epoch < config.epochs:
+            started = time.perf_counter()
+            losses = job.train_epoch()
+            identical = replicas_identical(job.learner, job.world)
+            value = job.score()
+            row = {"epoch": job.epoch, "lr": learning_rate(config, job.epoch - 1), headline: value,
+                   "seconds": round(time.perf_counter() - started, 2), "replicas_identical": identical, **losses}
+            job.history.append(row)
+            if job.rank == 0:
+                if value > job.best:
+                    job.best = value
+                    save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": job.epoch, headline: value},
+                                    **common)
+                save_checkpoint(folder / "last.pt", job.model, metadata={"train_state": job.state(),
+                                                                          "config": asdict(config)}, **common)
+                write_text(folder / "log.csv", history_csv(job.history, headline))
+                plot_history(job.history, headline, folder / "curves.png")
+                print(f"epoch {job.epoch}: loss {losses['loss']:.4f}, {headline} {value:.4f}"
+                      f"{' (best)' if value == job.best else ''}", flush=True)
     except KeyboardInterrupt:
         if job.epoch == 0:
             raise KeyboardInterrupt(f"fine-tuning stopped during epoch 1: nothing to resume yet ({folder}/best.pt "
