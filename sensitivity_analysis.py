@@ -19,7 +19,7 @@ from tqdm import tqdm
 from commen_utils.distributed import distributed_context
 from commen_utils.errors import UserError
 from commen_utils.graph_split import GraphSplitter
-from commen_utils.model_stats import count_macs, count_params
+from commen_utils.model_stats import ThinnedMacs, count_params
 from commen_utils.timestamp import time_stamp
 from pruning import (ChannelGraph, apply_plan, call_order, channels_to_remove, consumers_of, criterion_of,
                      following_norms, group_scores, input_grams, recalibrate_bn, reconstruct)
@@ -58,6 +58,7 @@ class SensitivityAnalysis:
         self.criterion, self.ranks, self.naive, self.calibration = criterion, ranks, naive, calibration
         self.graph = ChannelGraph(model, input_size)
         self.position = {name: i for i, name in enumerate(call_order(model, input_size))}
+        self.macs = ThinnedMacs(model, input_size)
         self.reconstruction_images = 0 if reconstruction is None else len(reconstruction)
         self.grams = self.following = None
         if reconstruction is not None:
@@ -91,7 +92,14 @@ class SensitivityAnalysis:
         return {name for name, m in self.model.named_modules()
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and self.position.get(name, -1) >= first}
 
-    def _activations_at(self, cut):
+    def members(self, group):
+        return {name for name, _, _ in self.graph.plan(group, [0])}
+
+    def cut_of(self, group):
+        """Where the part of the model that pruning `group` changes begins (None: the input)."""
+        return None if self.splitter is None else self.splitter.cut_before(self.members(group))
+
+    def activations_at(self, cut):
         """(pair images, flipped images, calibration images) as they arrive at `cut`, walked forward from the
         previous layer's cut when that one lies before it, else computed from the images."""
         if self._cached is not None and self._cached[0][0] <= cut[0]:
@@ -109,14 +117,12 @@ class SensitivityAnalysis:
     def rows(self, group, levels, baseline, progress=None):
         """One CSV row per level for one group, computed as cheaply as the model allows."""
         scores = group_scores(self.model, group, self.criterion, self.ranks)
-        cut = inputs = flipped = None
+        inputs = flipped = None
         calibration = self.calibration
-        members = {name for name, _, _ in self.graph.plan(group, [0])}
-        norms = self._norms_from(members) if calibration is not None else set()
-        if self.splitter is not None:
-            cut = self.splitter.cut_before(members)
+        norms = self._norms_from(self.members(group)) if calibration is not None else set()
+        cut = self.cut_of(group)
         if cut is not None:
-            inputs, flipped, calibration = self._activations_at(cut)
+            inputs, flipped, calibration = self.activations_at(cut)
         reference = baseline[1]
         for level in levels:
             if level == 0.0:
@@ -131,7 +137,7 @@ class SensitivityAnalysis:
                 metric = self.evaluator.score(outputs)["headline"]
             cosine = torch.nn.functional.cosine_similarity(outputs, reference, dim=1).mean().item()
             yield {"parameter": group.param, "sparsity": level_text(level), "top1": repr(float(metric)),
-                   "top5": "0", "loss": "0", "macs": str(count_macs(model, self.input_size)),
+                   "top5": "0", "loss": "0", "macs": str(self.macs(model)),
                    "params": str(count_params(model)), "cosine": repr(round(cosine, 7)),
                    "bn_recalibration": str(0 if self.calibration is None else len(self.calibration)),
                    "reconstruction": str(self.reconstruction_images)}

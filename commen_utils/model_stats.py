@@ -20,3 +20,35 @@ def count_macs(model, input_size) -> int:
     model.train(was_training)
     # The counter reports FLOPs of matmuls and convolutions as 2 per multiply-accumulate.
     return counter.get_total_flops() // 2
+
+
+class ThinnedMacs:
+    """MACs of thinned copies of one model without running them. A conv's or linear's MACs are its weight's
+    size times the positions it is applied at, and thinning changes only the weight; sensitivity analysis
+    needs the count for every (layer, level), and a counted forward each cost 5 % of its time on SFace.
+    A model with MACs outside nn.Conv2d / nn.Linear modules (functional calls) is counted each time."""
+
+    def __init__(self, model, input_size):
+        self.input_size, positions, hooks = tuple(input_size), {}, []
+        for name, module in model.named_modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                def record(module, inputs, output, name=name):
+                    channels = output.shape[1] if isinstance(module, torch.nn.Conv2d) else output.shape[-1]
+                    positions[name] = positions.get(name, 0) + output.numel() // channels
+                hooks.append(module.register_forward_hook(record))
+        try:
+            total = count_macs(model, input_size)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        weights = dict(model.named_modules())
+        self.positions = positions if total == self._sum(positions, weights) else None
+
+    @staticmethod
+    def _sum(positions, modules):
+        return sum(n * modules[name].weight.numel() for name, n in positions.items())
+
+    def __call__(self, thinned) -> int:
+        if self.positions is None:
+            return count_macs(thinned, self.input_size)
+        return self._sum(self.positions, dict(thinned.named_modules()))
