@@ -2,9 +2,10 @@
 the original's per-layer rule, and budget mode; each without repair, with BN re-estimation, with
 least-squares refit in forward order ("LS"), and with both (64 training images of identities 1-20).
 Schedules come from a sensitivity analysis on the pairs of identities 1-20, the budget candidates are
-measured there too.
+measured there too. --repair says which repair the analysis and the budget candidates use: LS (what
+demo.sh and prune.sh do), or none (the issue's setting: curves, search and result all unrepaired).
 
-    python benchmarks/pruned_accuracy.py [--csv SA_CSV]   # without --csv, runs the analysis first (~3 min)
+    python benchmarks/pruned_accuracy.py [--repair LS|none] [--csv SA_CSV]   # without --csv, runs the analysis
 """
 import argparse
 import copy
@@ -27,22 +28,23 @@ TARGETS = (0.7, 0.5, 0.3)
 CALIB = 64
 
 
-def analysis_csv(folder):
+def analysis_csv(folder, repair):
     timed_cli(["--mode", "sa", "--model", "sface", "--best_model_path", SFACE, "--test_root_path", ORL,
                "--img_list_label_path", TRAIN_PAIRS, "--sparsities", "0.0,0.2,0.4,0.6,0.8", "--device", "cpu",
-               "--test_batch_size", "16", "--reconstruct", CALIB,
+               "--test_batch_size", "16", "--reconstruct", CALIB if repair == "LS" else 0,
                "--sensitivity_csv_path", folder], threads=2)
     return next(Path(folder).glob("*.csv"))
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--csv", help="sensitivity CSV made with --reconstruct 64")
+    p.add_argument("--repair", choices=("LS", "none"), default="LS")
+    p.add_argument("--csv", help="sensitivity CSV made with the same repair (--reconstruct 64 for LS)")
     args = p.parse_args()
     torch.set_num_threads(2)
     reuse_memory()
     with tempfile.TemporaryDirectory() as tmp:
-        curves = read_curves(args.csv or analysis_csv(tmp))
+        curves = read_curves(args.csv or analysis_csv(tmp, args.repair))
     loaded = load_model("sface", SFACE)
     model, size = loaded.model, loaded.input_size
     base_macs = count_macs(model, size)
@@ -90,14 +92,17 @@ def main():
         candidates = budget_schedules(curves, layers, {"macs": target}, counts)
         uniform = candidates["uniform"][0]
         faithful, expected = faithful_at(target)
-        best = max(candidates, key=lambda b: score(candidates[b][0], repairs["LS"], search)[0])
-        rows = [("uniform L1", uniform, r) for r in repairs] + \
-               [(f"original rule (expected_acc {expected:.3f})", faithful, r) for r in repairs] + \
+        best = max(candidates, key=lambda b: score(candidates[b][0], repairs[args.repair], search)[0])
+        shown = repairs if args.repair == "LS" else ["none"]  # unrepaired curves: unrepaired rows only
+        rows = [("uniform L1", uniform, r) for r in shown] + \
+               [(f"original rule (expected_acc {expected:.3f})", faithful, r) for r in shown] + \
                [(f"budget candidate: {name}" + (" (**chosen** on identities 1-20)" if name == best else ""),
-                 ratios, "LS") for name, (ratios, _) in candidates.items()]
+                 ratios, args.repair) for name, (ratios, _) in candidates.items()]
         for name, ratios, repair in rows:
             accuracy, ratio = score(ratios, repairs[repair])
             print(f"| {target} | {name} | {repair} | {ratio:.3f} | {accuracy:.4f} |", flush=True)
+        if args.repair == "none":
+            continue
         accuracy, ratio = score_previous_repair(uniform)
         print(f"| {target} | uniform L1 | LS, each conv from unpruned inputs, + BN (the repair before "
               f"2026-11-28) | {ratio:.3f} | {accuracy:.4f} |", flush=True)
