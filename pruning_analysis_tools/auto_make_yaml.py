@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 from commen_utils.allocator import reuse_freed_memory  # noqa: E402
 from commen_utils.errors import UserError, exit_code  # noqa: E402
 from commen_utils.schedule import write_schedule  # noqa: E402
-from pruning_analysis_tools.curves import read_curves  # noqa: E402
+from pruning_analysis_tools.curves import read_curves, repair_text  # noqa: E402
 
 
 def original_rule(curve: dict, expected: float) -> float:
@@ -206,6 +206,10 @@ def make_schedule(args):
         rule = "budget " + ", ".join(f"{k} <= {v:g}x" for k, v in targets.items())
         tried = []
         if args.best_model_path:
+            used = {"reconstruct": args.reconstruct, "bn_recalibrate": args.bn_recalibrate}
+            if used != curves.repair:
+                print(f"note: the curves were measured with {repair_text(curves.repair)}, the candidates are "
+                      f"measured with {repair_text(used)}; the same options in both predict best", file=sys.stderr)
             chosen, measured, tried = measured_choice(args, candidates, size)
             rule += f", {chosen} chosen by measurement ({measured:.4f} on {Path(args.img_list_label_path).name})"
         else:
@@ -222,7 +226,8 @@ def make_schedule(args):
     else:
         raise UserError("give --expected_acc (original rule) or --target_macs_ratio / --target_params_ratio")
     ratios = {k: v for k, v in ratios.items() if v > 0}
-    header = [f"made by auto_make_yaml.py from {args.csv}", f"rule: {rule}",
+    header = [f"made by auto_make_yaml.py from {args.csv} (analysis with {repair_text(curves.repair)})",
+              f"rule: {rule}",
               f"model {args.model}: MACs {reached['macs']:.3f}x, params {reached['params']:.3f}x of the unpruned "
               f"model; baseline {curves.baseline:.4f}"]
     write_schedule(args.output, ratios, size, header, overwrite=args.overwrite)

@@ -15,6 +15,7 @@ class Curves:
     macs: dict = field(default_factory=dict)        # {layer: {level: MACs of the whole model}}
     params: dict = field(default_factory=dict)
     cosine: dict = field(default_factory=dict)      # {layer: {level: mean cosine to the unpruned outputs}}
+    repair: dict = field(default_factory=dict)      # {"reconstruct": N, "bn_recalibrate": N} the SA ran with
 
     @property
     def layers(self):
@@ -54,4 +55,11 @@ def read_curves(path) -> Curves:
         for column, target in (("macs", curves.macs), ("params", curves.params), ("cosine", curves.cosine)):
             if column in table.columns:
                 target[layer] = dict(zip(rows["sparsity"], rows[column].astype(float)))
+    curves.repair = {flag: int(table[column].max()) if column in table.columns else 0
+                     for flag, column in (("reconstruct", "reconstruction"), ("bn_recalibrate", "bn_recalibration"))}
     return curves
+
+
+def repair_text(repair: dict) -> str:
+    parts = [f"--{flag} {n}" for flag, n in repair.items() if n]
+    return " ".join(parts) or "no repair"

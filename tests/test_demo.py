@@ -32,6 +32,7 @@ def test_demo_pipeline_on_a_tiny_configuration(tmp_path):
                     "quantized/*_fp32.onnx", "quantized/*_int8.onnx", "report/report.md", "report/report.json",
                     "report/roc.png", "report/widths.png", "report/accuracy_vs_macs.png"):
         assert list(run.glob(pattern)), pattern
+    assert "(analysis with --reconstruct 8)" in (run / "schedule.yaml").read_text()
     report = read_json(run / "report/report.json")
     assert [v["variant"] for v in report["variants"]] == ["original", "pruned 0.5x MACs", "fine-tuned", "INT8"]
     assert report["variants"][3]["macs"] == report["variants"][2]["macs"] < report["variants"][0]["macs"]
