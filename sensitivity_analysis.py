@@ -96,7 +96,7 @@ class SensitivityAnalysis:
         return {name for name, _, _ in self.graph.plan(group, [0])}
 
     def cut_of(self, group):
-        """Where the part of the model that pruning `group` changes begins (None: the input)."""
+        """Where the part of the model that pruning `group` changes begins (None: re-run the whole model)."""
         return None if self.splitter is None else self.splitter.cut_before(self.members(group))
 
     def activations_at(self, cut):

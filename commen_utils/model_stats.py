@@ -25,7 +25,7 @@ def count_macs(model, input_size) -> int:
 class ThinnedMacs:
     """MACs of thinned copies of one model without running them. A conv's or linear's MACs are its weight's
     size times the positions it is applied at, and thinning changes only the weight; sensitivity analysis
-    needs the count for every (layer, level), and a counted forward each cost 5 % of its time on SFace.
+    needs the count for every (layer, level), and a counted forward per row took 5 % of its time on SFace.
     A model with MACs outside nn.Conv2d / nn.Linear modules (functional calls) is counted each time."""
 
     def __init__(self, model, input_size):
