@@ -33,6 +33,15 @@ CSV_COLUMNS = ["parameter", "sparsity", "top1", "top5", "loss", "macs", "params"
 DEFAULT_LEVELS = "0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
 
 
+def available_memory():
+    """Bytes of memory available to this process now (Linux: MemAvailable; elsewhere free pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 def parse_levels(text):
     try:
         levels = [round(float(v), 6) for v in str(text).split(",") if v.strip()]
@@ -49,12 +58,15 @@ def level_text(level):
 
 class SensitivityAnalysis:
     def __init__(self, model, input_size, evaluator, criterion="l1", ranks=None, naive=False, calibration=None,
-                 reconstruction=None):
+                 reconstruction=None, cache_bytes=None):
         """calibration: training images for adaptive-BN evaluation (EagleEye): after pruning, the statistics
         of every BN from the pruned group on are re-estimated on them before the pair list is scored.
         reconstruction: training images on which the 1x1 convs that lose inputs are refitted, as prune
-        mode's --reconstruct does, so that the curves predict what pruning will really cost."""
+        mode's --reconstruct does, so that the curves predict what pruning will really cost.
+        cache_bytes: most memory cached activations may take (default: half of what is available)."""
         self.model, self.input_size, self.evaluator = model.eval(), tuple(input_size), evaluator
+        self.cache_bytes = available_memory() // 2 if cache_bytes is None else cache_bytes
+        self.over_budget = {}  # {layer: bytes its cached activations would take} of those that did not fit
         self.criterion, self.ranks, self.naive, self.calibration = criterion, ranks, naive, calibration
         self.graph = ChannelGraph(model, input_size)
         self.position = {name: i for i, name in enumerate(call_order(model, input_size))}
@@ -99,6 +111,16 @@ class SensitivityAnalysis:
         """Where the part of the model that pruning `group` changes begins (None: re-run the whole model)."""
         return None if self.splitter is None else self.splitter.cut_before(self.members(group))
 
+    def cached_bytes(self, cut):
+        """What the activations at `cut` take for every image the analysis runs: while walking to the next
+        cut, two such sets are alive."""
+        device = next(self.model.parameters()).device
+        with torch.no_grad():
+            probe = self.splitter.prefix(self.model, cut)(torch.zeros(1, 3, *self.input_size, device=device))
+        images = len(self.evaluator.paths) * (2 if self.evaluator.flip else 1) + \
+            (0 if self.calibration is None else len(self.calibration))
+        return probe.numel() * probe.element_size() * images
+
     def activations_at(self, cut):
         """(pair images, flipped images, calibration images) as they arrive at `cut`, walked forward from the
         previous layer's cut when that one lies before it, else computed from the images."""
@@ -121,6 +143,10 @@ class SensitivityAnalysis:
         calibration = self.calibration
         norms = self._norms_from(self.members(group)) if calibration is not None else set()
         cut = self.cut_of(group)
+        size = 0 if cut is None else self.cached_bytes(cut)
+        if 2 * size > self.cache_bytes:  # two sets are alive while walking to the next cut
+            self.over_budget[group.param] = size
+            cut = None
         if cut is not None:
             inputs, flipped, calibration = self.activations_at(cut)
         reference = baseline[1]
@@ -191,12 +217,15 @@ def shard_of(index, world):
 
 def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
     levels = parse_levels(args.sparsities)
+    if args.sa_cache_gb is not None and args.sa_cache_gb < 0:
+        raise UserError(f"--sa_cache_gb {args.sa_cache_gb}: must be >= 0")
     rank, world = distributed_context(args.device)
     criterion = criterion_of(args)
     analysis = SensitivityAnalysis(
         loaded.model, loaded.input_size, evaluator, criterion, ranks, args.sa_naive,
         calibration[:args.bn_recalibrate] if args.bn_recalibrate else None,
-        calibration[:args.reconstruct] if args.reconstruct else None)
+        calibration[:args.reconstruct] if args.reconstruct else None,
+        None if args.sa_cache_gb is None else int(args.sa_cache_gb * 2**30))
     csv_path = Path(args.resume) if args.resume else \
         Path(args.sensitivity_csv_path) / f"sensitivity_{Path(loaded.arch).stem}_{time_stamp()}.csv"
     if world > 1:  # everyone agrees on rank 0's file name
@@ -229,6 +258,10 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
         raise KeyboardInterrupt(f"every finished row is in {part}; continue with --resume {csv_path}") from None
     finally:
         writer.close()
+    if analysis.over_budget:
+        print(f"note: {len(analysis.over_budget)} of {len(todo)} layers re-ran the whole model for every level: "
+              f"their cached activations (up to {max(analysis.over_budget.values()) / 2**30:.3g} GiB, twice that "
+              f"while walking) do not fit --sa_cache_gb {analysis.cache_bytes / 2**30:.3g}", file=sys.stderr)
     if world > 1:
         dist.barrier()
         if rank == 0:

@@ -49,6 +49,14 @@ def test_fast_path_equals_naive_path(fast_csv, tmp_path):
     assert only_csv(tmp_path / "naive") == fast
 
 
+def test_activations_over_the_memory_budget_are_not_cached(fast_csv, tmp_path):
+    pairs, fast = fast_csv  # 46 images: 0.005 to 0.07 GiB at the cuts, so 0.03 caches only some layers
+    proc = run_cli(*sa_args(pairs, tmp_path, "--sa_cache_gb", "0.03"))
+    assert only_csv(tmp_path) == fast
+    skipped = int(proc.stderr.split("note: ")[1].split(" of 14 layers re-ran the whole model")[0])
+    assert 0 < skipped < 14
+
+
 def test_torchrun_two_processes_write_the_same_csv(fast_csv, tmp_path):
     pairs, fast = fast_csv
     env = dict(os.environ, OMP_NUM_THREADS="1")
