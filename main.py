@@ -67,8 +67,9 @@ def build_parser():
     g.add_argument("--sensitivity_csv_path", default="work_space/sensitivity_data", help="CSV output folder")
     g.add_argument("--sa_naive", action="store_true", help="re-run the whole model for every level (reference)")
     g.add_argument("--sa_cache_gb", type=float, default=None,
-                   help="memory the fast path may hold in cached activations (default: half of what is "
-                        "available); a layer whose activations do not fit re-runs the whole model (same numbers)")
+                   help="memory the fast path may hold in cached activations, per process (default: half of "
+                        "what is available, shared by torchrun's processes); a layer whose activations do not "
+                        "fit re-runs the whole model (same numbers)")
     g.add_argument("--resume", help="continue an interrupted run: sa: its CSV; finetune: its run folder")
 
     g.add_argument("--bn_recalibrate", type=int, default=0, metavar="N",

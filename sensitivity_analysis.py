@@ -221,11 +221,13 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
         raise UserError(f"--sa_cache_gb {args.sa_cache_gb}: must be >= 0")
     rank, world = distributed_context(args.device)
     criterion = criterion_of(args)
+    # By default the processes of one machine share half of what is available.
+    cache_bytes = available_memory() // (2 * world) if args.sa_cache_gb is None else int(args.sa_cache_gb * 2**30)
     analysis = SensitivityAnalysis(
         loaded.model, loaded.input_size, evaluator, criterion, ranks, args.sa_naive,
         calibration[:args.bn_recalibrate] if args.bn_recalibrate else None,
         calibration[:args.reconstruct] if args.reconstruct else None,
-        None if args.sa_cache_gb is None else int(args.sa_cache_gb * 2**30))
+        cache_bytes)
     csv_path = Path(args.resume) if args.resume else \
         Path(args.sensitivity_csv_path) / f"sensitivity_{Path(loaded.arch).stem}_{time_stamp()}.csv"
     if world > 1:  # everyone agrees on rank 0's file name
