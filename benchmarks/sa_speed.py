@@ -76,7 +76,7 @@ def print_ceilings(levels, whole, from_cut, from_mixing):
           + " ".join(f"{f:.2f}" for f in from_cut))
     print(f"  ceiling when re-running from each group's cut (what stays bit-exact), 1 thread: "
           f"{bound(levels, from_cut):.2f}x")
-    print(f"  share from each group's first channel-mixing layer on: " + " ".join(f"{f:.2f}" for f in from_mixing))
+    print("  share from each group's first channel-mixing layer on: " + " ".join(f"{f:.2f}" for f in from_mixing))
     print(f"  ceiling when reusing each group's own channel-wise layers too (not bit-exact here), 1 thread: "
           f"{bound(levels, from_mixing):.2f}x")
 
