@@ -19,6 +19,16 @@ def default_device():
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def quantization_config(args):
+    from quantization import QuantizationConfig, default_backend
+    return QuantizationConfig(backend=args.quant_backend or default_backend(), observer=args.observer, prelu=args.prelu,
+                              prelu_batch=args.prelu_batch, calib_batch_size=args.calib_batch_size,
+                              max_cosine_drop=args.max_cosine_drop, min_cosine=args.min_cosine, fp16=args.fp16,
+                              latency_batches=tuple(args.latency_batches), latency_repeats=args.latency_repeats,
+                              output_folder=args.quantized_save_model_path, overwrite=args.overwrite,
+                              calibration_source=args.train_data_path)
+
+
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -88,17 +98,25 @@ def build_parser():
     g.add_argument("--round_to", type=int, default=1, help="round kept widths to a multiple of this")
 
     g = p.add_argument_group("quantization")
-    g.add_argument("--quant_backend", default="x86", help="x86 | fbgemm (torch INT8 kernels) | onnxruntime")
+    g.add_argument("--quant_backend",
+                   help="openvino (NNCF, the default where OpenVINO is installed) | onnxruntime | torch (torch.ao "
+                        "FX; x86 and fbgemm name its kernels) | auto (all of them: the fastest whose mean cosine "
+                        "reaches --min_cosine)")
     g.add_argument("--observer", default="histogram", choices=("histogram", "minmax", "percentile"),
-                   help="how activation ranges are calibrated")
+                   help="how activation ranges are calibrated (torch and onnxruntime; NNCF has its own)")
     g.add_argument("--calib_batches", type=int, default=4, help="batches of calibration images (from "
                    "--train_data_path, never the test pairs)")
     g.add_argument("--calib_batch_size", type=int, default=16)
+    g.add_argument("--validation_images", type=int, default=64, help="further images of --train_data_path on "
+                   "which settings and backends are chosen (embedding cosine to FP32)")
+    g.add_argument("--max_cosine_drop", type=float, help="openvino: NNCF's accuracy control keeps the most "
+                   "damaging layers in float until the mean cosine to FP32 on the validation images drops by at "
+                   "most this")
+    g.add_argument("--min_cosine", type=float, default=0.99, help="auto: the mean cosine a backend must reach")
     g.add_argument("--prelu", default="auto", choices=("float", "integer", "auto"),
-                   help="PReLU between integer layers: float, integer (our fix of torch's kernel), or auto: per "
-                        "layer, whichever is faster here at --prelu_batch")
-    g.add_argument("--prelu_batch", type=int, default=32, help="the batch size --prelu auto times at (32 "
-                   "separates the two kinds clearly; on SFace its choice was also the fastest at batch 1)")
+                   help="torch backend, PReLU between integer layers: float, integer (our fix of torch's kernel), "
+                        "or auto: per layer, whichever is faster here at --prelu_batch")
+    g.add_argument("--prelu_batch", type=int, default=32, help="the batch size --prelu auto times at")
     g.add_argument("--fp16", action="store_true", help="also compare half precision (the original's option)")
     g.add_argument("--latency_batches", type=int, nargs="+", default=[1, 32], help="batch sizes timed")
     g.add_argument("--latency_repeats", type=int, default=20, help="timed calls per median (bs1; a quarter "
@@ -190,12 +208,20 @@ def run(args):
         from pruning import load_or_compute_ranks
         ranks = load_or_compute_ranks(loaded, evaluator, args.hrank_batches, args.rank_path, args.best_model_path)
     from dataloader import sample_images
+    if args.mode == "quantization":
+        from quantization import check_config, run_quantization
+        config = quantization_config(args)
+        check_config(config)
+        count = args.calib_batches * args.calib_batch_size
+        images = sample_images(args.train_data_path, loaded.spec, count + args.validation_images)
+        calibration, validation = images[:count], images[count:]
+        if not len(validation):
+            print(f"note: {args.train_data_path} has no images beyond the {count} for calibration: settings are "
+                  f"chosen on those")
+            validation = calibration
+        return run_quantization(config, loaded, evaluator, calibration, validation)
     needed = max(args.bn_recalibrate, args.reconstruct)
     images = sample_images(args.train_data_path, loaded.spec, needed) if needed else None
-    if args.mode == "quantization":
-        from quantization import run_quantization
-        calibration = sample_images(args.train_data_path, loaded.spec, args.calib_batches * args.calib_batch_size)
-        return run_quantization(args, loaded, evaluator, calibration)
     if args.mode == "finetune":
         from train_module.trainer import run_finetune
         config = finetune_config(args)

@@ -1,5 +1,5 @@
-"""ONNX export of a float model, ONNX Runtime static INT8 quantization, and an ONNX model that runs like a
-torch module (so that `--mode test` and the evaluators take .onnx files too)."""
+"""ONNX export of a float model, and an ONNX model that runs like a torch module (so that `--mode test` and the
+evaluators take .onnx files too)."""
 from pathlib import Path
 
 import torch
@@ -44,32 +44,3 @@ class OnnxModel:
     def __call__(self, x):
         out = self.session.run(None, {self.input_name: x.detach().cpu().float().numpy()})[0]
         return torch.from_numpy(out)
-
-
-class _ImageReader:
-    """ONNX Runtime's calibration interface: one {input: batch} dict per call, None at the end."""
-
-    def __init__(self, images, batch_size):
-        self.batches = iter([{INPUT: images[i:i + batch_size].numpy()} for i in range(0, len(images), batch_size)])
-
-    def get_next(self):
-        return next(self.batches, None)
-
-
-ORT_CALIBRATION = {"minmax": "MinMax", "histogram": "Entropy", "percentile": "Percentile"}
-
-
-def quantize_onnx(fp32_path, int8_path, images, observer="histogram", batch_size=16) -> Path:
-    """Static INT8 (QOperator: integer kernels, not float simulated in QDQ pairs; it ran faster here),
-    per-channel weights, activations calibrated on `images`."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    with atomic_path(int8_path) as tmp:
-        # ORT's own clean-up first: it folds the constants the exporter leaves as nodes (a conv bias fed by
-        # a node, not an initializer, makes quantize_static fail) and records shapes
-        quant_pre_process(str(fp32_path), str(tmp), skip_symbolic_shape=True)
-        quantize_static(str(tmp), str(tmp), _ImageReader(images, batch_size), quant_format=QuantFormat.QOperator,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=getattr(CalibrationMethod, ORT_CALIBRATION[observer]))
-    return Path(int8_path)

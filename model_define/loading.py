@@ -1,6 +1,7 @@
 """Build the model a run works on from flags: zoo name or user file, optional checkpoint (plain state_dict
 or our own, which carries arch/keep/input size so that pruned models rebuild by themselves)."""
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -35,7 +36,7 @@ def parse_size(text):
 
 def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input_size=None,
                embedding_size=None, device="cpu", preprocess=None) -> LoadedModel:
-    if checkpoint and str(checkpoint).endswith((".onnx", ".torchscript")):
+    if checkpoint and str(checkpoint).endswith(EXPORTED_SUFFIXES):
         return load_exported(model_name, checkpoint, input_size, embedding_size, preprocess)
     state_dict, info = load_checkpoint(checkpoint, from_data_parallel) if checkpoint else (None, {})
     arch = info.get("arch") or model_name
@@ -49,7 +50,7 @@ def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input
     model = create_model(arch, size, embedding, keep=info.get("keep"))
     settings = info.get("metadata", {})
     if settings.get("precision") == "int8":  # the quantized layout, rebuilt, then its packed weights
-        from quantization import load_int8
+        from quant_module.torch_fx import load_int8
         model, device = load_int8(model, size, settings, state_dict, str(checkpoint)), "cpu"
     elif state_dict is not None:
         load_weights(model, state_dict, source=str(checkpoint))
@@ -61,19 +62,34 @@ def input_spec(entry, size, preprocess):
     return replace(entry.spec, size=size, **{k: v for k, v in (preprocess or {}).items() if v is not None})
 
 
+def _onnx(path):
+    from commen_utils.onnx_io import OnnxModel
+    return OnnxModel(path)
+
+
+def _openvino(path):
+    from commen_utils.openvino_io import OpenVinoModel
+    return OpenVinoModel(path)
+
+
+def _torchscript(path):
+    from commen_utils.torchscript_io import load_torchscript
+    return load_torchscript(path)
+
+
+# file suffix -> (loader, precision label); the loaders import their runtime only when used
+EXPORTED = {".onnx": (_onnx, "onnx"), ".xml": (_openvino, "openvino"), ".torchscript": (_torchscript, "torchscript")}
+EXPORTED_SUFFIXES = tuple(EXPORTED)
+
+
 def load_exported(model_name, path, input_size=None, embedding_size=None, preprocess=None) -> LoadedModel:
-    """An exported model: ONNX (run by ONNX Runtime, CPU) or frozen TorchScript. --model names its
-    preprocessing (the file holds none)."""
+    """An exported model: ONNX (run by ONNX Runtime, CPU), OpenVINO IR (run by OpenVINO, CPU) or frozen
+    TorchScript. --model names its preprocessing (the file holds none)."""
     if not model_name:
         raise UserError(f"{path}: an exported model does not say how its input is preprocessed; pass --model")
     entry = get_entry(model_name)
-    if str(path).endswith(".onnx"):
-        from commen_utils.onnx_io import OnnxModel
-        model, precision = OnnxModel(path), "onnx"
-        size = tuple(parse_size(input_size) or model.input_size or entry.spec.size)
-    else:
-        from commen_utils.torchscript_io import load_torchscript
-        model, precision = load_torchscript(path), "torchscript"
-        size = tuple(parse_size(input_size) or entry.spec.size)
+    loader, precision = EXPORTED[Path(path).suffix]
+    model = loader(path)
+    size = tuple(parse_size(input_size) or getattr(model, "input_size", None) or entry.spec.size)
     return LoadedModel(model, model_name, input_spec(entry, size, preprocess), size,
                        embedding_size or entry.embedding_size, None, entry.task, precision)
