@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test data setup clean
+.PHONY: demo test test-avx2 data setup clean
 
 $(STAMP): requirements.txt requirements-data.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ demo: data
 
 test: data
 	$(PY) -m pytest -q tests
+
+# The suite again on the code path of a CPU without VNNI (AVX2 only), for a machine that has VNNI: oneDNN
+# (torch's and OpenVINO's), OpenVINO's own kernels, FBGEMM and ATen limited to AVX2. ONNX Runtime has no such switch.
+AVX2_ONLY := ONEDNN_MAX_CPU_ISA=AVX2 OV_CPU_MAX_ISA=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2
+test-avx2: data
+	$(AVX2_ONLY) $(PY) -m pytest -q tests
 
 clean:
 	rm -rf $(VENV) data/test_data/orl_112x112 data/train_data/orl_s1-20 work_space/*/*

@@ -51,9 +51,9 @@ FINETUNED=$(ls "$RUN"/finetune/*/best.pt)
 
 echo "== 5/6 INT8 (calibrated on identities 1-20)"
 $PY main.py --mode quantization --best_model_path "$FINETUNED" "${COMMON[@]}" --img_list_label_path $FINAL_PAIRS \
-    --observer percentile --threads 1 --latency_repeats 8 --quantized_save_model_path "$RUN/quantized" \
+    --threads 1 --latency_repeats 8 --quantized_save_model_path "$RUN/quantized" \
     --result_json "$RUN/quantization.json"
-INT8=$(ls "$RUN"/quantized/*_int8.pt)
+INT8=$(ls "$RUN"/quantized/*_int8.xml)
 
 echo "== 6/6 report: every variant scored side by side on identities 21-40"
 $PY pruning_analysis_tools/report.py --variant "original=$CHECKPOINT" \
@@ -64,4 +64,4 @@ $PY pruning_analysis_tools/report.py --variant "original=$CHECKPOINT" \
             "schedule: budget ${TARGET_MACS}x MACs, candidates measured on $CHOICE_PAIRS" \
             "repair: least-squares refit of the 1x1 convs, in forward order, on $REPAIR_IMAGES images of $TRAIN" \
             "fine-tuning: distillation from the unpruned model, $EPOCHS epochs on $TRAIN at lr 0.001, BN statistics frozen, best epoch on $CHOICE_PAIRS" \
-            "INT8: x86 kernels, PReLU integer or float per layer (--prelu auto), percentile calibration on 64 images of $TRAIN"
+            "INT8: OpenVINO + NNCF (settings chosen on 64 further images of $TRAIN), calibrated on 64 images of $TRAIN"

@@ -25,8 +25,8 @@ from commen_utils.onnx_io import OnnxModel, export_onnx
 from commen_utils.timestamp import time_stamp
 from commen_utils.torchscript_io import freeze_for_inference, save_torchscript
 from quant_module import onnxruntime_ptq, openvino_ptq, torch_fx
-from quant_module.selection import (Candidate, best_not_slower, candidate_rows, candidate_table, fastest_accurate,
-                                    measure, side_by_side_ms)
+from quant_module.selection import (Candidate, candidate_rows, candidate_table, fastest_accurate, keep_best, measure,
+                                    side_by_side_ms)
 
 RUNTIMES = ("openvino", "onnxruntime", "torch")
 ENGINE_ALIASES = {"x86": "x86", "fbgemm": "fbgemm", "torch": "x86"}  # the original's values name torch's kernels
@@ -154,7 +154,7 @@ def quantize_and_compare(config, loaded, evaluator, calibration, validation, fp3
                                                                       loaded.input_size, files)
     if "openvino" in config.runtimes:
         variants["openvino fp32"], chosen["openvino"], searches["openvino"] = openvino_int8(
-            config, isa, fp32, calibration, validation, loaded.input_size, files)
+            config, isa, fp32, calibration, validation, common, files)
     if "torch" in config.runtimes:
         chosen["torch"], searches["torch"] = torch_int8(config, fp32, calibration, validation, loaded, files, common)
     for runtime, candidate in chosen.items():
@@ -190,46 +190,25 @@ def quantize_and_compare(config, loaded, evaluator, calibration, validation, fp3
     return result
 
 
-def searched(name: str, candidates: list, fp32, validation, input_size, config) -> tuple:
-    """The best of one backend's candidates by `best_not_slower`, timed at batch 1; its table printed."""
-    measure(candidates, fp32, validation, input_size, (1,), config.latency_repeats)
-    chosen, why = best_not_slower(candidates)
-    if len(candidates) > 1:
-        print(f"{name}: kept {chosen.name} ({why}); measured on {len(validation)} validation images:")
-        print(candidate_table(candidates, chosen))
-    return chosen, candidate_rows(candidates, chosen)
-
-
 def onnxruntime_int8(config, isa: CpuIsa, fp32, calibration, validation, input_size, files) -> tuple:
     folder = files["onnx int8"].parent / "onnxruntime_candidates"
     folder.mkdir()
     candidates = onnxruntime_ptq.candidates(files["onnx fp32"], folder, calibration, isa, config.observer,
                                             config.calib_batch_size)
-    chosen, rows = searched("onnxruntime", candidates, fp32, validation, input_size, config)
+    chosen, rows = keep_best("onnxruntime", candidates, fp32, validation, input_size, config.latency_repeats)
     os.replace(chosen.settings["path"], files["onnx int8"])
     chosen.model = OnnxModel(files["onnx int8"])
     chosen.settings = {k: v for k, v in chosen.settings.items() if k != "path"}
     return chosen, rows
 
 
-def openvino_int8(config, isa: CpuIsa, fp32, calibration, validation, input_size, files) -> tuple:
-    ov_fp32 = openvino_io.to_openvino(fp32, input_size)
-    openvino_io.save_ir(ov_fp32, files["openvino fp32"])
-    candidates = openvino_ptq.candidates(ov_fp32, calibration, isa)
-    chosen, rows = searched("openvino", candidates, fp32, validation, input_size, config)
-    if config.max_cosine_drop is not None:
-        with torch.no_grad():
-            reference = fp32(validation)
-        settings = openvino_ptq.OpenVinoSettings(chosen.settings["preset"], chosen.settings["overflow_fix"])
-        controlled = openvino_ptq.quantize_with_cosine_control(ov_fp32, calibration, validation, reference,
-                                                               settings, config.max_cosine_drop)
-        kept_float = openvino_ptq.float_layers(controlled)
-        print(f"openvino accuracy control (--max_cosine_drop {config.max_cosine_drop}): {len(kept_float)} "
-              f"layer(s) in float: {', '.join(kept_float) or 'none'}")
-        chosen = Candidate(f"{chosen.name}, accuracy control", openvino_io.OpenVinoModel(controlled),
-                           {**chosen.settings, "max_cosine_drop": config.max_cosine_drop})
-    chosen.settings["float_layers"] = openvino_ptq.float_layers(chosen.model.model)
-    openvino_io.save_ir(chosen.model.model, files["openvino int8"])
+def openvino_int8(config, isa: CpuIsa, fp32, calibration, validation, common, files) -> tuple:
+    metadata = {**common, "input_size": list(common["input_size"])}
+    ov_fp32 = openvino_io.to_openvino(fp32, common["input_size"])
+    openvino_io.save_ir(ov_fp32, files["openvino fp32"], {**metadata, "precision": "fp32"})
+    chosen, rows = openvino_ptq.search(ov_fp32, fp32, calibration, validation, common["input_size"], isa,
+                                       config.latency_repeats, config.max_cosine_drop)
+    openvino_io.save_ir(chosen.model.model, files["openvino int8"], {**metadata, "precision": "int8"})
     return openvino_io.OpenVinoModel(ov_fp32), chosen, rows
 
 

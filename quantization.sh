@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quantization of your own model: edit this block, then `bash quantization.sh`. As shipped it runs on the
-# embedded default (SFace on the ORL faces; `make data` prepares them): calibrated INT8 (torch fbgemm kernels,
-# PReLU kept in float), both ONNX exports, and FP32 vs INT8 accuracy, embedding cosine, latency and size.
+# embedded default (SFace on the ORL faces; `make data` prepares them): calibrated INT8 (OpenVINO + NNCF, the
+# settings chosen on this CPU), the OpenVINO and ONNX exports, and FP32 vs INT8 accuracy, embedding cosine,
+# latency and size.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,11 +16,11 @@ PAIRS=$TEST_ROOT_PATH/pair_list/orl_pairs.txt
 DATA_SOURCE=lfw                                         # lfw (10-fold accuracy) | company (TPR@FPR)
 TRAIN_DATA_PATH=data/train_data/orl_s1-20               # calibration images: never the test pairs
 CALIB_BATCHES=4                                         # x 16 images
-QUANT_BACKEND=x86                                       # x86 | fbgemm | onnxruntime
-OBSERVER=percentile                                     # percentile | histogram | minmax
-PRELU=auto                                              # float | integer | auto (per layer, faster here)
-PRELU_BATCH=32                                          # the batch size --prelu auto times at
-EXTRA=""                                                # e.g. "--fp16" (also half precision)
+QUANT_BACKEND=openvino                                  # openvino | onnxruntime | torch (x86 | fbgemm) | auto
+OBSERVER=percentile                                     # torch, onnxruntime: percentile | histogram | minmax
+PRELU=auto                                              # torch: float | integer | auto (per layer, faster here)
+PRELU_BATCH=32                                          # torch: the batch size --prelu auto times at
+EXTRA=""                                                # e.g. "--fp16", "--max_cosine_drop 0.002"
 THREADS=1                                               # latency is measured with this many threads
 QUANTIZED_SAVE_MODEL_PATH=work_space/quantized_model
 # ------------------------------------------------------------------------------------------------------------

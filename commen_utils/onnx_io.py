@@ -41,6 +41,9 @@ class OnnxModel:
     def eval(self):
         return self
 
+    def cpu(self):
+        return self
+
     def __call__(self, x):
         out = self.session.run(None, {self.input_name: x.detach().cpu().float().numpy()})[0]
         return torch.from_numpy(out)

@@ -1,6 +1,7 @@
 """OpenVINO: a torch model converted to an OpenVINO model, IR files (.xml + .bin) saved and read, and a compiled
 model that runs like a torch module (so that `--mode test` and the evaluators take .xml files too)."""
 import importlib.util
+import json
 import warnings
 from pathlib import Path
 
@@ -28,10 +29,17 @@ def to_openvino(model: torch.nn.Module, input_size):
                                 input=[(-1, 3, *input_size)])
 
 
-def save_ir(ov_model, xml_path) -> Path:
-    """Writes `xml_path` and the .bin beside it. Weights stay as they are (no fp16 compression)."""
+METADATA_KEY = "compression_tool"
+
+
+def save_ir(ov_model, xml_path, metadata: dict | None = None) -> Path:
+    """Writes `xml_path` and the .bin beside it. Weights stay as they are (no fp16 compression). `metadata`
+    (the model's name, widths, input size) goes into the IR's rt_info, so that the file rebuilds its float
+    twin and preprocessing by itself, as our checkpoints do."""
     import openvino as ov
 
+    if metadata is not None:
+        ov_model.set_rt_info(json.dumps(metadata), [METADATA_KEY])
     ov.save_model(ov_model, str(xml_path), compress_to_fp16=False)
     return Path(xml_path)
 
@@ -42,10 +50,10 @@ def bin_path(xml_path) -> Path:
 
 class OpenVinoModel:
     """Callable like a torch module: float tensor in, float tensor out, run by OpenVINO's CPU plugin with
-    torch's thread count. One compiled model per input shape: a static shape lets the plugin pick its
-    kernels once."""
+    torch's thread count at the time of the call. One compiled model per input shape and thread count: a
+    static shape lets the plugin pick its kernels once."""
 
-    def __init__(self, model_or_path, threads: int | None = None):
+    def __init__(self, model_or_path):
         import openvino as ov
 
         self.core = ov.Core()
@@ -58,22 +66,27 @@ class OpenVinoModel:
             except RuntimeError as e:
                 raise UserError(f"{path}: not an OpenVINO IR file ({str(e).splitlines()[0][:200]})") from None
         self.model = model_or_path
-        self.threads = threads or torch.get_num_threads()
         self.compiled = {}
         shape = self.model.input(0).get_partial_shape()
         dims = [d.get_length() if d.is_static else None for d in shape]
         self.input_size = tuple(dims[2:]) if len(dims) == 4 and None not in dims[2:] else None
+        self.metadata = (json.loads(self.model.get_rt_info([METADATA_KEY]).astype(str))
+                         if self.model.has_rt_info([METADATA_KEY]) else {})
 
     def eval(self):
         return self
 
+    def cpu(self):
+        return self
+
     def compiled_for(self, shape):
-        if shape not in self.compiled:
+        key = (shape, torch.get_num_threads())
+        if key not in self.compiled:
             model = self.model.clone()
             model.reshape(list(shape))
-            self.compiled[shape] = self.core.compile_model(
-                model, "CPU", {**CPU_CONFIG, "INFERENCE_NUM_THREADS": self.threads})
-        return self.compiled[shape]
+            self.compiled[key] = self.core.compile_model(model, "CPU",
+                                                         {**CPU_CONFIG, "INFERENCE_NUM_THREADS": key[1]})
+        return self.compiled[key]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(x.detach().cpu().float().numpy())

@@ -84,12 +84,18 @@ EXPORTED_SUFFIXES = tuple(EXPORTED)
 
 def load_exported(model_name, path, input_size=None, embedding_size=None, preprocess=None) -> LoadedModel:
     """An exported model: ONNX (run by ONNX Runtime, CPU), OpenVINO IR (run by OpenVINO, CPU) or frozen
-    TorchScript. --model names its preprocessing (the file holds none)."""
-    if not model_name:
-        raise UserError(f"{path}: an exported model does not say how its input is preprocessed; pass --model")
-    entry = get_entry(model_name)
+    TorchScript. --model names its preprocessing; an IR written by this tool names its own model."""
     loader, precision = EXPORTED[Path(path).suffix]
     model = loader(path)
-    size = tuple(parse_size(input_size) or getattr(model, "input_size", None) or entry.spec.size)
+    info = getattr(model, "metadata", {})
+    model_name = model_name or info.get("arch")
+    if not model_name:
+        raise UserError(f"{path}: an exported model does not say how its input is preprocessed; pass --model")
+    if info.get("arch") and model_name != info["arch"]:
+        raise UserError(f"--model {model_name} but {path} holds a '{info['arch']}' model")
+    entry = get_entry(model_name)
+    size = tuple(parse_size(input_size) or info.get("input_size") or getattr(model, "input_size", None)
+                 or entry.spec.size)
     return LoadedModel(model, model_name, input_spec(entry, size, preprocess), size,
-                       embedding_size or entry.embedding_size, None, entry.task, precision)
+                       embedding_size or info.get("embedding_size") or entry.embedding_size, info.get("keep"),
+                       entry.task, f"{precision} {info['precision']}" if "precision" in info else precision)

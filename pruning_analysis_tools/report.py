@@ -61,10 +61,11 @@ def plot_accuracy_vs_macs(rows, candidates, metric, path):
 
 
 def float_layout(loaded):
-    """What params, MACs and widths are counted on: an INT8 model's float twin (packed weights hide both)."""
+    """What params, MACs and widths are counted on: an INT8 or exported model's float twin (packed weights
+    hide both)."""
     from model_define.registry import create_model
 
-    if loaded.precision != "int8":
+    if isinstance(loaded.model, torch.nn.Module) and loaded.precision != "int8":
         return loaded.model
     return create_model(loaded.arch, loaded.input_size, loaded.embedding_size, keep=loaded.keep).eval()
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from commen_utils.cpu_isa import CpuIsa
 from commen_utils.openvino_io import OpenVinoModel
 
-from .selection import Candidate
+from .selection import Candidate, keep_best
 
 WEIGHTED_OPS = ("Convolution", "GroupConvolution", "MatMul")
 
@@ -106,3 +106,24 @@ def candidates(ov_fp32, calibration: torch.Tensor, isa: CpuIsa) -> list:
         quantized = quantize(ov_fp32, calibration, settings)
         out.append(Candidate(settings.label, OpenVinoModel(quantized), {"backend": "openvino", **asdict(settings)}))
     return out
+
+
+def search(ov_fp32, reference_model, calibration: torch.Tensor, validation: torch.Tensor, input_size,
+           isa: CpuIsa, repeats: int, max_cosine_drop: float | None = None) -> tuple:
+    """(chosen, rows): the candidates for this CPU measured and the best kept; with `max_cosine_drop`, the
+    chosen settings re-run under accuracy control. The chosen one's settings name its float layers."""
+    chosen, rows = keep_best("openvino", candidates(ov_fp32, calibration, isa), reference_model, validation,
+                             input_size, repeats)
+    if max_cosine_drop is not None:
+        with torch.no_grad():
+            reference = reference_model(validation)
+        settings = OpenVinoSettings(chosen.settings["preset"], chosen.settings["overflow_fix"])
+        controlled = quantize_with_cosine_control(ov_fp32, calibration, validation, reference, settings,
+                                                  max_cosine_drop)
+        kept_float = float_layers(controlled)
+        print(f"openvino accuracy control (--max_cosine_drop {max_cosine_drop}): {len(kept_float)} layer(s) in "
+              f"float: {', '.join(kept_float) or 'none'}")
+        chosen = Candidate(f"{chosen.name}, accuracy control", OpenVinoModel(controlled),
+                           {**chosen.settings, "max_cosine_drop": max_cosine_drop})
+    chosen.settings["float_layers"] = float_layers(chosen.model.model)
+    return chosen, rows

@@ -96,6 +96,18 @@ def fastest_accurate(candidates: list, min_cosine: float) -> tuple:
     return chosen, f"none reaches mean cosine {min_cosine}: the most accurate"
 
 
+def keep_best(name: str, candidates: list, reference_model: Callable, validation: torch.Tensor, input_size,
+              repeats: int) -> tuple:
+    """(chosen, rows): one backend's candidates measured at batch 1, the best kept by `best_not_slower`, the
+    table printed when there was a choice."""
+    measure(candidates, reference_model, validation, input_size, (1,), repeats)
+    chosen, why = best_not_slower(candidates)
+    if len(candidates) > 1:
+        print(f"{name}: kept {chosen.name} ({why}); measured on {len(validation)} validation images:")
+        print(candidate_table(candidates, chosen))
+    return chosen, candidate_rows(candidates, chosen)
+
+
 def candidate_table(candidates: list, chosen: Candidate) -> str:
     batches = sorted({b for c in candidates for b in c.latency_ms})
     lines = ["| candidate | cosine min / mean | " + " | ".join(f"bs{b} ms" for b in batches) + " | |",

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,9 +9,14 @@ ORL = ROOT / "data/test_data/orl_112x112"
 SFACE = ROOT / "work_space/model_train_best/sface.pth"
 
 
+# the switches that limit oneDNN, OpenVINO, FBGEMM and ATen to an instruction set (`make test-avx2`)
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "OV_CPU_MAX_ISA", "FBGEMM_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+
+
 def run_cli(*args, script="main.py", check=True):
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", **{k: os.environ[k] for k in ISA_CAPS if k in os.environ}}
     proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                          text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -28,7 +28,7 @@ def test_demo_pipeline_on_a_tiny_configuration(tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "demo.sh")], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     for pattern in ("sensitivity_sface_*.csv", "schedule.yaml", "schedule.json", "out.txt", "model_sface.pt",
-                    "finetune/*/best.pt", "finetune/*/log.csv", "finetune/*/curves.png", "quantized/*_int8.pt",
+                    "finetune/*/best.pt", "finetune/*/log.csv", "finetune/*/curves.png", "quantized/*_int8.xml",
                     "quantized/*_fp32.onnx", "quantized/*_int8.onnx", "report/report.md", "report/report.json",
                     "report/roc.png", "report/widths.png", "report/accuracy_vs_macs.png"):
         assert list(run.glob(pattern)), pattern
@@ -38,7 +38,7 @@ def test_demo_pipeline_on_a_tiny_configuration(tmp_path):
     assert report["variants"][3]["macs"] == report["variants"][2]["macs"] < report["variants"][0]["macs"]
     # the reloaded INT8 checkpoint scores what the quantization step measured on the same pairs
     assert abs(report["variants"][3]["accuracy"] - read_json(run / "quantization.json")["accuracy_int8"]) <= 0.05
-    for name in ("finetune/*/best.pt", "quantized/*_int8.pt", "quantized/*_int8.onnx"):
+    for name in ("finetune/*/best.pt", "quantized/*_int8.xml", "quantized/*_int8.onnx"):
         checkpoint = next(run.glob(name))
         run_cli("--mode", "test", "--model", "sface", "--best_model_path", checkpoint, "--test_root_path", ORL,
                 "--img_list_label_path", tmp_path / "final.txt", "--device", "cpu", "--roc_png", tmp_path / "r.png",

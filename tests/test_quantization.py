@@ -13,7 +13,7 @@ from dataloader import sample_images
 from model_define.loading import load_model
 from pruning import ChannelGraph, prune_model
 from quant_module import openvino_ptq, torch_fx
-from quant_module.selection import Candidate, best_not_slower, fastest_accurate, measure
+from quant_module.selection import Candidate, best_not_slower, fastest_accurate
 from quantization import default_backend
 from test_module.evaluate import make_evaluator
 from tests.cli import ORL, SFACE, one_line_error, read_json, run_cli, subset_pairs
@@ -41,8 +41,7 @@ def default_int8(model, calibration, validation):
     """What --mode quantization does with its default backend: candidates measured, the best kept."""
     assert default_backend() == "openvino"
     ov_fp32 = openvino_io.to_openvino(model, (112, 112))
-    candidates = openvino_ptq.candidates(ov_fp32, calibration, read_cpu_isa())
-    return best_not_slower(measure(candidates, model, validation, (112, 112), repeats=3))[0]
+    return openvino_ptq.search(ov_fp32, model, calibration, validation, (112, 112), read_cpu_isa(), repeats=3)[0]
 
 
 def test_default_backend_keeps_prelu_embeddings(sface_and_images):
@@ -133,16 +132,13 @@ def test_accuracy_control_keeps_layers_in_float():
     images = torch.rand(48, 3, 32, 32) * 4 - 2
     ov_fp32 = openvino_io.to_openvino(model, (32, 32))
     assert openvino_ptq.float_layers(ov_fp32)  # nothing quantized: every conv and matmul is float
-    with torch.no_grad():
-        reference = model(images[16:])
-    plain = openvino_ptq.quantize(ov_fp32, images[:16], openvino_ptq.OpenVinoSettings())
-    controlled = openvino_ptq.quantize_with_cosine_control(ov_fp32, images[:16], images[16:], reference,
-                                                           openvino_ptq.OpenVinoSettings(), 1e-7)
-    assert not openvino_ptq.float_layers(plain)
-    assert openvino_ptq.float_layers(controlled)
-    ov_model = openvino_io.OpenVinoModel(controlled)
-    plain_cos = cosine_to_float(model, openvino_io.OpenVinoModel(plain), images[16:]).mean()
-    assert cosine_to_float(model, ov_model, images[16:]).mean() >= plain_cos - 1e-6
+    plain, _ = openvino_ptq.search(ov_fp32, model, images[:16], images[16:], (32, 32), read_cpu_isa(), repeats=2)
+    controlled, _ = openvino_ptq.search(ov_fp32, model, images[:16], images[16:], (32, 32), read_cpu_isa(),
+                                        repeats=2, max_cosine_drop=1e-7)
+    assert not plain.settings["float_layers"]
+    assert controlled.settings["float_layers"] and controlled.settings["max_cosine_drop"] == 1e-7
+    plain_cos = cosine_to_float(model, plain.model, images[16:]).mean()
+    assert cosine_to_float(model, controlled.model, images[16:]).mean() >= plain_cos - 1e-6
 
 
 def test_quantization_mode_end_to_end(tmp_path):
