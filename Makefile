@@ -21,14 +21,17 @@ data: setup
 demo: data
 	bash demo.sh
 
+# Two workers (CI has 2 cores); a test file stays on one worker, so its module fixtures are built once.
+PYTEST := $(PY) -m pytest -q -n 2 --dist loadfile tests
+
 test: data
-	$(PY) -m pytest -q tests
+	$(PYTEST)
 
 # The suite again on the code path of a CPU without VNNI (AVX2 only), for a machine that has VNNI: oneDNN
 # (torch's and OpenVINO's), OpenVINO's own kernels, FBGEMM and ATen limited to AVX2. ONNX Runtime has no such switch.
 AVX2_ONLY := ONEDNN_MAX_CPU_ISA=AVX2 OV_CPU_MAX_ISA=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2
 test-avx2: data
-	$(AVX2_ONLY) $(PY) -m pytest -q tests
+	$(AVX2_ONLY) $(PYTEST)
 
 clean:
 	rm -rf $(VENV) data/test_data/orl_112x112 data/train_data/orl_s1-20 work_space/*/*

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from commen_utils.checkpoint import weights_digest
 from commen_utils.distributed import distributed_context
 from commen_utils.errors import UserError
 from commen_utils.graph_split import GraphSplitter
@@ -26,10 +27,11 @@ from pruning import (ChannelGraph, apply_plan, call_order, channels_to_remove, c
 from test_module.evaluate import hidden
 
 # Distiller's five columns, then ours: the pruned model's size, the mean cosine between its outputs and the
-# unpruned model's (a smooth, low-noise measure of damage that the budget search uses), and how many
-# training images re-estimated BN statistics and refitted the layers that lost inputs (0: none).
+# unpruned model's (a smooth, low-noise measure of damage that the budget search uses), how many training
+# images re-estimated BN statistics and refitted the layers that lost inputs (0: none), the ranking criterion
+# and a hash of the analysed weights (what --resume checks a CSV against).
 CSV_COLUMNS = ["parameter", "sparsity", "top1", "top5", "loss", "macs", "params", "cosine", "bn_recalibration",
-               "reconstruction"]
+               "reconstruction", "criterion", "weights"]
 DEFAULT_LEVELS = "0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
 
 
@@ -72,6 +74,7 @@ class SensitivityAnalysis:
         self.position = {name: i for i, name in enumerate(call_order(model, input_size))}
         self.macs = ThinnedMacs(model, input_size)
         self.reconstruction_images = 0 if reconstruction is None else len(reconstruction)
+        self.weights = weights_digest(model)
         self.grams = self.following = None
         if reconstruction is not None:
             plans = [self.graph.plan(g, [0]) for g in self.graph.groups]
@@ -136,6 +139,12 @@ class SensitivityAnalysis:
         self._cached = (cut, tensors)
         return tensors
 
+    def run_columns(self) -> dict:
+        """The columns that are the same on every row of one run: how it repaired, ranked, and on what."""
+        return {"bn_recalibration": str(0 if self.calibration is None else len(self.calibration)),
+                "reconstruction": str(self.reconstruction_images), "criterion": self.criterion,
+                "weights": self.weights}
+
     def rows(self, group, levels, baseline, progress=None):
         """One CSV row per level for one group, computed as cheaply as the model allows."""
         scores = group_scores(self.model, group, self.criterion, self.ranks)
@@ -164,9 +173,7 @@ class SensitivityAnalysis:
             cosine = torch.nn.functional.cosine_similarity(outputs, reference, dim=1).mean().item()
             yield {"parameter": group.param, "sparsity": level_text(level), "top1": repr(float(metric)),
                    "top5": "0", "loss": "0", "macs": str(self.macs(model)),
-                   "params": str(count_params(model)), "cosine": repr(round(cosine, 7)),
-                   "bn_recalibration": str(0 if self.calibration is None else len(self.calibration)),
-                   "reconstruction": str(self.reconstruction_images)}
+                   "params": str(count_params(model)), "cosine": repr(round(cosine, 7)), **self.run_columns()}
             if progress is not None:
                 progress.update()
 
@@ -196,7 +203,9 @@ class RowWriter:
         except OSError as e:
             raise UserError(f"{self.path}: cannot write ({e.strerror})") from None
         self.file.write(existing_text or ",".join(CSV_COLUMNS) + "\n")
-        self.writer = csv.DictWriter(self.file, CSV_COLUMNS, extrasaction="ignore")
+        # a resumed CSV of an older version keeps its own header, and its rows their columns
+        columns = next(csv.reader([existing_text.splitlines()[0]])) if existing_text else CSV_COLUMNS
+        self.writer = csv.DictWriter(self.file, columns, extrasaction="ignore")
 
     def write(self, row):
         self.writer.writerow(row)
@@ -205,6 +214,29 @@ class RowWriter:
 
     def close(self):
         self.file.close()
+
+
+def check_resumed(path, rows, expected: dict, layers, levels):
+    """Refuse a CSV that is not this run's, before anything is written: every row must name a prunable
+    layer of this model and one of the levels, and agree with `expected` ({column: value} of this run,
+    including the baseline's top1 on its level-0.0 rows). Columns an older CSV lacks are not checked."""
+    flags = {"bn_recalibration": "--bn_recalibrate", "reconstruction": "--reconstruct", "criterion": "the criterion",
+             "weights": "the weights' hash", "top1": "the baseline (level 0.0) top1 on this pair list"}
+    allowed = {level_text(v) for v in levels}
+    for line, row in enumerate(rows, start=2):
+        where = f"{path}:{line}"
+        if row["parameter"] not in layers:
+            raise UserError(f"{where}: {row['parameter']} is not a prunable layer of this model: the CSV is another "
+                            f"model's")
+        if level_text(float(row["sparsity"])) not in allowed:
+            raise UserError(f"{where}: level {row['sparsity']} is not one of --sparsities "
+                            f"{','.join(sorted(allowed, key=float))}")
+        for column, value in expected.items():
+            if column == "top1" and float(row["sparsity"]) != 0.0:
+                continue
+            if column in row and row[column] != value:
+                raise UserError(f"{where}: {flags[column]} differs: the CSV has {row[column]}, this run "
+                                f"{value}")
 
 
 def shard_of(index, world):
@@ -247,6 +279,9 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
           + (f", shard {rank + 1}/{world}" if world > 1 else ""))
     baseline = analysis.baseline()
     print(f"baseline {evaluator.data_source} {baseline[0]:.4f}")
+    if done:
+        check_resumed(csv_path, done, {**analysis.run_columns(), "top1": repr(float(baseline[0]))},
+                      {g.param for g in analysis.graph.groups}, levels)
     part = csv_path if world == 1 else csv_path.with_name(f"{csv_path.name}.part{rank}")
     writer = RowWriter(part, existing_text if world == 1 else "")
     total = sum(1 for g in todo for v in levels if (g.param, level_text(v)) not in finished)

@@ -1,10 +1,13 @@
-"""INT8 against FP32 on the CPU: latency at batch 1 and 32 (medians, side by side in one process) for SFace,
-MobileFaceNet and IR-ResNet50, for each backend -- torch fbgemm and x86 kernels with PReLU in float or with our
-fixed integer PReLU, and ONNX Runtime QOperator -- plus, for SFace, the embedding cosine to FP32 and the 10-fold
-accuracy on ORL's 3,600 pairs. Calibration: 64 images of identities 1-20 (percentile observer). MobileFaceNet
-and IR-50 carry their initial random weights: only their latency counts here.
+"""INT8 against FP32 on the CPU at hand, every backend side by side in one process: latency at batch 1 and 32
+(medians, timed in interleaved rounds), embedding cosine to torch FP32 and 10-fold accuracy on ORL's pairs.
+
+Rows per model: torch FP32; OpenVINO FP32; plain `nncf.quantize(preset=MIXED)` with nothing else tuned (the
+anchor a user would pick instead of this tool); the tool's default (openvino, settings chosen on this CPU);
+onnxruntime and torch as the tool runs them. Calibration: 64 images of identities 1-20; validation (the
+tool's choices): the next 64. MobileFaceNet and IR-ResNet50 carry random weights: only their latency counts.
 
     python benchmarks/int8.py [--threads 1] [--repeats 20] [--models sface mobilefacenet resnet50]
+                              [--pruned work_space/demo/<run>/model_sface.pt] [--pairs PATH]
 """
 import argparse
 import tempfile
@@ -14,33 +17,33 @@ import torch
 import torch.nn.functional as F
 
 from common import ORL, PAIRS, SFACE, TRAIN, machine
-from commen_utils.latency import median_latency_ms
-from commen_utils.onnx_io import OnnxModel, export_onnx, quantize_onnx
+from commen_utils import openvino_io
+from commen_utils.cpu_isa import read_cpu_isa
+from commen_utils.onnx_io import OnnxModel, export_onnx
 from dataloader import sample_images
 from model_define.loading import load_model
-from quantization import cpu_has_vnni, faster_integer_prelus, prelu_names, quantize_int8
+from quant_module import onnxruntime_ptq, openvino_ptq, torch_fx
+from quant_module.selection import keep_best, side_by_side_ms
 from test_module.evaluate import make_evaluator
 
-TORCH_VARIANTS = {f"{backend}, {kind} PReLU": (backend, kind) for backend in ("fbgemm", "x86")
-                  for kind in ("float", "integer", "auto for bs1", "auto for bs32")}
 
-
-def integer_prelus(model, input_size, backend, kind):
-    if kind.startswith("auto"):
-        return faster_integer_prelus(model, input_size, int(kind.rsplit("bs", 1)[1]), backend)
-    return prelu_names(model) if kind == "integer" else []
-
-
-def variants(loaded, images, folder):
-    out = {}
-    for name, (backend, kind) in TORCH_VARIANTS.items():
-        settings = {"backend": backend, "observer": "percentile", "reduce_range": not cpu_has_vnni(),
-                    "integer_prelus": integer_prelus(loaded.model, loaded.input_size, backend, kind)}
-        out[name] = quantize_int8(loaded.model, loaded.input_size, images, settings, progress=False)
-    fp32_onnx = export_onnx(loaded.model, loaded.input_size, Path(folder) / f"{loaded.arch}.onnx")
-    int8_onnx = quantize_onnx(fp32_onnx, Path(folder) / f"{loaded.arch}_int8.onnx", images, "percentile")
-    out["onnxruntime fp32"], out["onnxruntime QOperator int8"] = OnnxModel(fp32_onnx), OnnxModel(int8_onnx)
-    return out
+def variants(loaded, calibration, validation, folder, isa, repeats):
+    model, size = loaded.model.eval(), loaded.input_size
+    ov_fp32 = openvino_io.to_openvino(model, size)
+    anchor = openvino_ptq.quantize(ov_fp32, calibration, openvino_ptq.OpenVinoSettings())
+    default, _ = openvino_ptq.search(ov_fp32, model, calibration, validation, size, isa, repeats)
+    onnx_fp32 = export_onnx(model, size, Path(folder) / "fp32.onnx")
+    onnx_int8, _ = keep_best("onnxruntime", onnxruntime_ptq.candidates(onnx_fp32, folder, calibration, isa,
+                                                                       "histogram", 16),
+                             model, validation, size, repeats)
+    settings = {"backend": "x86", "observer": "histogram", "reduce_range": isa.saturates_int8,
+                "integer_prelus": torch_fx.faster_integer_prelus(model, size, 32, "x86")}
+    return {"torch fp32": model, "openvino fp32": openvino_io.OpenVinoModel(ov_fp32),
+            "nncf.quantize MIXED (anchor)": openvino_io.OpenVinoModel(anchor),
+            f"tool default: {default.name}": default.model, f"tool {onnx_int8.name}": onnx_int8.model,
+            "tool torch x86 (--prelu auto)": torch_fx.quantize_int8(model, size, calibration, settings,
+                                                                     progress=False),
+            "onnxruntime fp32": OnnxModel(onnx_fp32)}
 
 
 def main():
@@ -48,29 +51,34 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--models", nargs="+", default=["sface", "mobilefacenet", "resnet50"])
+    p.add_argument("--pruned", help="also a pruned SFace checkpoint (e.g. the demo's), scored like SFace")
+    p.add_argument("--pairs", default=str(PAIRS), help="pair list for cosine and accuracy (SFace rows)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{args.threads} thread(s), median of {args.repeats} (bs1) / {max(3, args.repeats // 4)} (bs32); "
-          f"{machine()}; VNNI: {cpu_has_vnni()}")
-    print("| model | variant | bs1 ms | bs1 x FP32 | bs32 ms | bs32 x FP32 | cosine min / mean | 10-fold acc |")
+    isa = read_cpu_isa()
+    print(f"{args.threads} thread(s), median of {args.repeats} (bs1) / {max(3, args.repeats // 4)} (bs32), "
+          f"interleaved; CPU {isa.describe()}; {machine()}; pairs {Path(args.pairs).name}")
+    print("| model | variant | bs1 ms | bs1 x torch FP32 | bs32 ms | bs32 x torch FP32 | cosine min / mean | "
+          "10-fold acc |")
     print("|---|---|---|---|---|---|---|---|")
-    for arch in args.models:
-        loaded = load_model(arch, SFACE if arch == "sface" else None)
-        images = sample_images(TRAIN, loaded.spec, 64)
-        evaluator = make_evaluator("lfw", ORL, PAIRS, loaded.spec, batch_size=32, cache_images=True,
-                                   progress=False) if arch == "sface" else None
-        reference = evaluator.outputs(loaded.model) if evaluator else None
+    jobs = [(arch, SFACE if arch == "sface" else None) for arch in args.models]
+    jobs += [("sface pruned", args.pruned)] if args.pruned else []
+    for label, checkpoint in jobs:
+        loaded = load_model(None if label == "sface pruned" else label, checkpoint)
+        images = sample_images(TRAIN, loaded.spec, 128)
+        scored = loaded.arch == "sface"
+        evaluator = make_evaluator("lfw", ORL, args.pairs, loaded.spec, batch_size=32, cache_images=True,
+                                   progress=False) if scored else None
         with tempfile.TemporaryDirectory() as folder:
-            models = {"torch fp32": loaded.model.eval(), **variants(loaded, images, folder)}
-            base = {}
-            for name, model in models.items():
-                row = [arch, name]
-                for batch in (1, 32):
-                    repeats = args.repeats if batch == 1 else max(3, args.repeats // 4)
-                    ms = median_latency_ms(model, loaded.input_size, batch, repeats)
-                    base.setdefault(batch, ms)
-                    row += [f"{ms:.1f}", f"{ms / base[batch]:.2f}"]
-                if evaluator:
+            models = variants(loaded, images[:64], images[64:], folder, isa, args.repeats)
+            timings = {b: side_by_side_ms(list(models.values()), loaded.input_size, b,
+                                          args.repeats if b == 1 else max(3, args.repeats // 4)) for b in (1, 32)}
+            reference = evaluator.outputs(loaded.model) if scored else None
+            for i, (name, model) in enumerate(models.items()):
+                row = [label, name]
+                for b in (1, 32):
+                    row += [f"{timings[b][i]:.1f}", f"{timings[b][i] / timings[b][0]:.2f}"]
+                if scored:
                     out = evaluator.outputs(model)
                     cosine = F.cosine_similarity(reference, out, dim=1)
                     row += [f"{cosine.min():.4f} / {cosine.mean():.4f}", f"{evaluator.score(out)['accuracy']:.4f}"]

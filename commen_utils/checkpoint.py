@@ -94,3 +94,17 @@ def load_weights(model, state_dict, source: str = "checkpoint"):
         raise UserError(f"{source} does not match the model: {'; '.join(problems)}")
     model.load_state_dict(state_dict)
     return model
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A short hash of a model's weights and buffers (names, shapes and values): what a resumed run and a
+    cache check to know they work on the same model."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        if isinstance(tensor, torch.Tensor):
+            tensor = tensor.detach().cpu().contiguous()
+            digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+            digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]

@@ -128,3 +128,15 @@ def test_distillation_alone_needs_a_teacher(tiny_setup, tmp_path):
     args.remove(str(SFACE)) if str(SFACE) in args else args.remove(SFACE)
     assert "--teacher_path" in one_line_error(run_cli(*args, check=False))
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("change, message", [(("--lr", "0.02"), "a run with lr 0.01, this command has 0.02"),
+                                             (("--pruned_checkpoint", SFACE), "a run of another model"),
+                                             (("--train_data_path", TRAIN), "--train_data_path differs")])
+def test_resume_refuses_a_run_of_another_model_or_config(tiny_setup, uninterrupted, change, message):
+    folder = next(uninterrupted.glob("*/last.pt")).parent
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    line = one_line_error(run_cli(*finetune_args(tiny_setup, uninterrupted, "--resume", folder, *change),
+                                  check=False))
+    assert message in line and "last.pt" in line, line
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

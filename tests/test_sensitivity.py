@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from sensitivity_analysis import level_text, parse_levels
-from tests.cli import ORL, ROOT, SFACE, run_cli, subset_pairs
+from tests.cli import ORL, ROOT, SFACE, one_line_error, run_cli, subset_pairs
 
 LEVELS = "0.0,0.5"
 
@@ -75,6 +75,49 @@ def test_resume_after_kill_gives_the_same_csv(fast_csv, tmp_path):
     partial.write_text("".join(lines[:9]) + lines[9][:12])  # killed in the middle of writing a row
     run_cli(*sa_args(pairs, tmp_path, "--resume", partial))
     assert partial.read_text() == fast
+
+
+def replace_column(lines, column, value, row=1):
+    header = lines[0].strip().split(",")
+    cells = lines[row].strip().split(",")
+    cells[header.index(column)] = value
+    return lines[:row] + [",".join(cells) + "\n"] + lines[row + 1:]
+
+
+MISMATCHES = {  # what is wrong: (edit of the CSV's lines, extra flags, what the one line must say)
+    "another model": (lambda lines: replace_column(lines, "parameter", "layer1.0.conv1.weight"), [],
+                      "layer1.0.conv1.weight is not a prunable layer"),
+    "other levels": (lambda lines: lines, ["--sparsities", "0.0,0.3"], "level 0.5 is not one of --sparsities"),
+    "another criterion": (lambda lines: lines, ["--fpgm"], "criterion differs: the CSV has l1, this run fpgm"),
+    "another repair": (lambda lines: lines, ["--reconstruct", "8"], "--reconstruct differs: the CSV has 0"),
+    "other weights": (lambda lines: replace_column(lines, "weights", "0123456789abcdef", row=3), [],
+                      "hash differs"),
+    "another pair list": (lambda lines: lines, ["--img_list_label_path", "OTHER_PAIRS"], "baseline (level 0.0)"),
+}
+
+
+@pytest.mark.parametrize("case", MISMATCHES)
+def test_resume_refuses_a_csv_of_another_run(fast_csv, tmp_path, case):
+    pairs, fast = fast_csv
+    edit, extra, message = MISMATCHES[case]
+    other_pairs = subset_pairs(tmp_path, 40, ORL / "pair_list/orl_heldout_pairs.txt")
+    extra = [str(other_pairs) if a == "OTHER_PAIRS" else a for a in extra]
+    partial = tmp_path / "partial.csv"
+    partial.write_text("".join(edit(fast.splitlines(keepends=True)[:9])))
+    before = partial.read_bytes()
+    line = one_line_error(run_cli(*sa_args(pairs, tmp_path / "out", "--resume", partial, *extra), check=False))
+    assert message in line and f"{partial}:" in line, line
+    assert partial.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_resume_of_a_csv_written_before_the_run_columns(fast_csv, tmp_path):
+    """A CSV of the previous version (no criterion and weights columns) resumes, and stays in its format."""
+    pairs, fast = fast_csv
+    old = "".join(line.rsplit(",", 2)[0] + "\n" for line in fast.splitlines())
+    partial = tmp_path / "partial.csv"
+    partial.write_text("".join(old.splitlines(keepends=True)[:9]))
+    run_cli(*sa_args(pairs, tmp_path, "--resume", partial))
+    assert partial.read_text() == old
 
 
 def test_levels_are_clean():

@@ -18,7 +18,7 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from commen_utils.atomic import write_text
-from commen_utils.checkpoint import load_checkpoint, save_checkpoint
+from commen_utils.checkpoint import load_checkpoint, save_checkpoint, weights_digest
 from commen_utils.distributed import distributed_context, local_device
 from commen_utils.errors import UserError
 from commen_utils.timestamp import time_stamp
@@ -184,17 +184,39 @@ def history_csv(rows, headline):
     return buffer.getvalue()
 
 
+def check_resumed_run(last, info: dict, loaded, config: FineTuneConfig, run_identity: dict):
+    """Refuse to continue a run folder of another model or another configuration (the number of epochs
+    may grow). Fields an older last.pt lacks are not checked."""
+    if info.get("arch") != loaded.arch or info.get("keep") != loaded.keep:
+        raise UserError(f"{last}: a run of another model ({info.get('arch')}, other widths), not of {loaded.arch}")
+    metadata = info.get("metadata", {})
+    for key, value in run_identity.items():
+        if key in metadata and metadata[key] != value:
+            what = "the model it started from" if key == "start_weights" else "--train_data_path"
+            raise UserError(f"{last}: {what} differs ({metadata[key]} there, {value} now)")
+    saved = metadata.get("config", {})
+    for key, value in asdict(config).items():
+        if key != "epochs" and key in saved and _plain(saved[key]) != _plain(value):
+            raise UserError(f"{last}: a run with {key} {saved[key]}, this command has {value}")
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
 def run_finetune(args, loaded, evaluator, config: FineTuneConfig, teacher=None):
     resume = Path(args.resume) if args.resume else None
     folder = resume or Path(args.work_path) / time_stamp()
     head_state = None
     if args.head_path:
         head_state, _ = load_checkpoint(args.head_path)
+    run_identity = {"start_weights": weights_digest(loaded.model), "train_data": str(args.train_data_path)}
     job = FineTune(loaded, evaluator, config, args.train_data_path, teacher, head_state, args.num_workers,
                    args.device)
     if resume:
         last = resume / "last.pt"
         state_dict, info = load_checkpoint(last)
+        check_resumed_run(last, info, loaded, config, run_identity)
         job.model.load_state_dict(state_dict)
         job.restore(info["metadata"]["train_state"])
         if job.rank == 0:
@@ -228,7 +250,8 @@ def run_finetune(args, loaded, evaluator, config: FineTuneConfig, teacher=None):
                     save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": job.epoch, headline: value},
                                     **common)
                 save_checkpoint(folder / "last.pt", job.model, metadata={"train_state": job.state(),
-                                                                          "config": asdict(config)}, **common)
+                                                                          "config": asdict(config), **run_identity},
+                                **common)
                 write_text(folder / "log.csv", history_csv(job.history, headline))
                 plot_history(job.history, headline, folder / "curves.png")
                 print(f"epoch {job.epoch}: loss {losses['loss']:.4f}, {headline} {value:.4f}"
