@@ -4,16 +4,18 @@ channels (L1 / FPGM / HRank), remove them physically, record `keep`, and the `--
 A *group* is everything that must lose the same channels: a conv and its BN/PReLU, the depthwise conv that
 follows it, the next conv's input channels, a flattened Linear's input blocks, or a whole residual stage
 (every producer of the summed channels plus the BN-first norms that read them). A group is named by its
-*leader*, the first conv (module order) whose filters it removes; the CSV and YAML name the leader's weight.
+*leader*, the first conv or linear layer (module order) whose outputs it removes; the CSV and YAML name the
+leader's weight.
 """
 import copy
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+import torch_pruning as tp
 from torch_pruning._helpers import to_plain_idxs
 
 from commen_utils.atomic import atomic_path, write_text
@@ -22,7 +24,7 @@ from commen_utils.errors import UserError
 from commen_utils.model_stats import count_macs, count_params
 from commen_utils.schedule import read_schedule
 from commen_utils.timestamp import time_stamp
-from model_define.keep import build_graph, out_channel_pruner, record_keep
+from model_define.keep import build_graph, layer_width, out_channel_pruner, record_keep
 
 
 @dataclass
@@ -30,10 +32,25 @@ class PrunableGroup:
     leader: str            # module name of the first conv whose filters the group removes
     producers: list        # names of every conv/linear whose output channels go with it
     width: int
+    # (producer, its own channel indices, the group's channel each one is): behind a concatenation a
+    # producer holds a slice of a wider tensor, at an offset
+    slices: list = field(default_factory=list)
 
     @property
     def param(self):
         return f"{self.leader}.weight"
+
+
+def unsupported_member(dep, module) -> str | None:
+    """Why torch-pruning's edit of this member would not give a correct, equally shaped layer, or None.
+    Such groups are left out of the prunable list, with the reason (--mode summary prints it)."""
+    if dep.target.type == tp.ops.OPTYPE.PARAMETER:
+        return f"a bare nn.Parameter ({type(module).__name__}) scales its channels"
+    if isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+        return f"it is normalised by a {type(module).__name__}, whose statistics span the channels"
+    if isinstance(module, nn.Conv2d) and 1 < module.groups < module.in_channels:
+        return f"it feeds a grouped convolution (groups={module.groups})"
+    return None
 
 
 class ChannelGraph:
@@ -44,6 +61,7 @@ class ChannelGraph:
         self.graph = build_graph(model, input_size)
         self.names = {m: n for n, m in model.named_modules()}
         self.modules = dict(model.named_modules())
+        self.excluded = {}  # {leader weight: why the group cannot be pruned}
         self.groups = self._find_groups()
         self.by_param = {g.param: g for g in self.groups}
 
@@ -54,34 +72,54 @@ class ChannelGraph:
         allowed = re.compile(getattr(self.model, "PRUNABLE", ".*"))
         groups, claimed = [], set()
         for name, module in self.model.named_modules():
-            if not isinstance(module, nn.Conv2d) or name in claimed or not allowed.fullmatch(name):
+            if not isinstance(module, (nn.Conv2d, nn.Linear)) or name in claimed or not allowed.fullmatch(name):
                 continue
-            producers, consumed = [], False
-            for dep, _ in self._members(module, [0]):
-                target = dep.target.module
+            producers, slices, consumed, problem = [], [], False, None
+            for item in self._members(module, range(layer_width(module))):
+                dep, target = item.dep, item.dep.target.module
+                problem = problem or unsupported_member(dep, target)
                 if not isinstance(target, (nn.Conv2d, nn.Linear)):
                     continue
                 if self.graph.is_out_channel_pruning_fn(dep.handler):
                     producers.append(self.names[target])
+                    slices.append((self.names[target], list(item.idxs), list(item.root_idxs)))
                 elif not (isinstance(target, nn.Conv2d) and target.groups == target.in_channels > 1):
                     consumed = True
             claimed.update(producers)
             # Channels nobody reads are the model's output (the embedding): never prunable.
-            if consumed and module.out_channels > 1:
-                groups.append(PrunableGroup(name, producers, module.out_channels))
+            if not consumed or layer_width(module) <= 1:
+                continue
+            if problem:
+                self.excluded[f"{name}.weight"] = problem
+            else:
+                groups.append(PrunableGroup(name, list(dict.fromkeys(producers)), layer_width(module), slices))
         return groups
 
     def group(self, param):
+        if param in self.excluded:
+            raise UserError(f"{param}: cannot be pruned: {self.excluded[param]} (see --mode summary)")
         if param not in self.by_param:
             raise UserError(f"{param}: not a prunable layer of this model (see --mode summary)")
         return self.by_param[param]
 
     def plan(self, group: PrunableGroup, idxs):
-        """The concrete edits that remove channels `idxs` of a group: [(module name, pruning fn, indices)].
-        Plans are computed on this graph once and can be replayed on any copy of the model."""
-        # Members that are not modules (tp's wrappers of reshape/concat ops) hold no parameters.
+        """The concrete edits that remove channels `idxs` of a group: [(module name, pruning fn, indices)],
+        for the model as it is now. A plan can be replayed on any copy of the model in that state."""
+        return self._plan(self._members(self.modules[group.leader], idxs))
+
+    def _plan(self, members):
+        # Members that are not modules (tp's records of concat/split/reshape ops) hold no parameters.
         return [(self.names[dep.target.module], dep.handler, sorted(to_plain_idxs(i)))
-                for dep, i in self._members(self.modules[group.leader], idxs) if dep.target.module in self.names]
+                for dep, i in members if dep.target.module in self.names]
+
+    def remove(self, group: PrunableGroup, idxs):
+        """Remove channels `idxs` of a group from this graph's own model, and return the plan. Torch-pruning
+        also updates its record of each concatenation's input widths, so that the next group's channels
+        are found at their new offsets."""
+        members = self._members(self.modules[group.leader], idxs)
+        plan = self._plan(members)
+        members.prune(record_history=False)
+        return plan
 
 
 def apply_plan(model, plan):
@@ -104,18 +142,26 @@ def fpgm_scores(weight):
     return torch.cdist(flat, flat).sum(0)
 
 
+SCORES = {"l1": l1_scores, "fpgm": fpgm_scores}  # criteria computed from the weights; hrank from feature maps
+CRITERIA = (*SCORES, "hrank")
+
+
 def group_scores(model, group: PrunableGroup, criterion="l1", ranks=None):
-    """Per-channel scores of a group: summed over its producers (one ratio for a residual stage)."""
+    """Per-channel scores of a group: summed over its producers (one ratio for a residual stage), each
+    scoring its own slice of the group's channels."""
     if criterion == "hrank":
         if ranks is None or group.param not in ranks:
             raise UserError(f"no HRank ranks for {group.param}")
         return torch.as_tensor(ranks[group.param], dtype=torch.float64)
+    if criterion not in SCORES:
+        raise UserError(f"criterion {criterion}: choose one of {', '.join(CRITERIA)}")
     modules = dict(model.named_modules())
-    score = fpgm_scores if criterion == "fpgm" else l1_scores
-    weights = [modules[n].weight for n in group.producers
-               if not (isinstance(modules[n], nn.Conv2d) and modules[n].groups > 1)] or \
-              [modules[group.producers[0]].weight]
-    return sum(score(w).double() for w in weights)
+    slices = [s for s in group.slices
+              if not (isinstance(modules[s[0]], nn.Conv2d) and modules[s[0]].groups > 1)] or group.slices[:1]
+    total = torch.zeros(group.width, dtype=torch.float64)
+    for name, own, channels in slices:
+        total.index_add_(0, torch.tensor(channels), SCORES[criterion](modules[name].weight[own]).double().cpu())
+    return total
 
 
 def channels_to_remove(scores, ratio, round_to=1):
@@ -131,18 +177,17 @@ def channels_to_remove(scores, ratio, round_to=1):
 
 def prune_model(model, input_size, ratios: dict, criterion="l1", ranks=None, round_to=1, graph=None):
     """Remove channels in place. ratios: {leader weight name: fraction of its group's channels to remove}.
-    Scores are taken before any removal, so the outcome does not depend on the schedule's order.
+    Scores are taken before any removal, so the outcome does not depend on the schedule's order; each
+    group's edits are derived after the previous group's removal (behind a concatenation they shift).
     Returns the plans applied (what reconstruction needs to know)."""
-    graph = graph or ChannelGraph(model, input_size)
-    plans = []
+    graph = graph if graph is not None and graph.model is model else ChannelGraph(model, input_size)
+    removals = []
     for param, ratio in ratios.items():
         group = graph.group(param)
         idxs = channels_to_remove(group_scores(model, group, criterion, ranks), ratio, round_to)
         if idxs:
-            plans.append(graph.plan(group, idxs))
-    for plan in plans:
-        apply_plan(model, plan)
-    return plans
+            removals.append((group, idxs))
+    return [graph.remove(group, idxs) for group, idxs in removals]
 
 
 # ---------------------------------------------------------------- HRank: feature-map ranks, computed in-tool
@@ -384,7 +429,12 @@ def summarize(loaded):
     for g in graph.groups:
         others = [p for p in g.producers if p != g.leader]
         print(f"  {g.param:40s} {g.width:5d}  {', '.join(others[:4])}{' ...' if len(others) > 4 else ''}")
-    return {"params": params, "macs": macs, "prunable_layers": [g.param for g in graph.groups]}
+    if graph.excluded:
+        print(f"{len(graph.excluded)} layer(s) that cannot be pruned:")
+        for param, why in graph.excluded.items():
+            print(f"  {param:40s} {why}")
+    return {"params": params, "macs": macs, "prunable_layers": [g.param for g in graph.groups],
+            "unprunable_layers": graph.excluded}
 
 
 def criterion_of(args):

@@ -44,6 +44,7 @@ def candidate_settings(isa: CpuIsa) -> list:
 def _nncf():
     """nncf, imported when first used (it takes seconds), with its INFO lines off: what it chose is printed
     by us, in one table."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # nncf's torch import: "no CUDA"
     import nncf
 
     nncf.set_log_level(logging.WARNING)

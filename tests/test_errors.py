@@ -1,12 +1,13 @@
-"""Every user mistake, through the real CLI: exit code 2, one line on stderr naming the file/flag and the
-cause, no traceback, and no output left behind."""
+"""Every user mistake, through the CLI's main() (in this process: tests/test_cli.py runs the real
+subprocess): exit code 2, one line on stderr naming the file/flag and the cause, no traceback, and no output
+left behind."""
 import pickle
 import shutil
 
 import pytest
 import torch
 
-from tests.cli import ORL, SFACE, one_line_error, run_cli
+from tests.cli import ORL, SFACE, one_line_error, run_in_process
 
 PAIR = "s1/1.png s1/2.png 1\ns1/1.png s2/1.png 0\n"
 
@@ -125,7 +126,7 @@ def test_user_mistake(case, tmp_path):
     args = [str(a) for a in make_args(tmp_path)]
     if "--result_json" not in args and case != "report without its JSON":
         args += ["--result_json", str(tmp_path / "out/r.json")]
-    proc = run_cli(*args, script=SCRIPTS.get(case, "main.py"), check=False)
+    proc = run_in_process(*args, script=SCRIPTS.get(case, "main.py"))
     assert expected in one_line_error(proc)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*")), "output left behind"
     assert not (tmp_path / "pwned").exists()
