@@ -77,6 +77,12 @@ def _entry_from_file(ref: str) -> ModelEntry:
     if not callable(factory):
         raise UserError(f"--model {ref}: {path} has no function '{factory_name}'")
     input_spec = getattr(module, "INPUT_SPEC", InputSpec())
+    if isinstance(input_spec, dict):  # a user's file need not import ours
+        try:
+            input_spec = InputSpec(**{k: tuple(v) if k == "size" else v for k, v in input_spec.items()})
+        except TypeError as e:
+            raise UserError(f"--model {ref}: INPUT_SPEC in {path}: {e} (keys: size, channel_order, mean, std)") \
+                from None
 
     accepted = inspect.signature(factory).parameters
 

@@ -15,7 +15,9 @@ def evaluator_from_args(args, spec, **overrides):
 
 
 def run_test(args, loaded):
-    result = evaluator_from_args(args, loaded.spec)(loaded.model)
+    spec = loaded.spec
+    print(f"preprocessing: {spec.size[0]}x{spec.size[1]} {spec.channel_order}, (pixel - {spec.mean:g}) / {spec.std:g}")
+    result = evaluator_from_args(args, spec)(loaded.model)
     print(f"{loaded.arch}: {summary_line(result)}")
     fpr, tpr, _, auc = result.pop("roc")
     roc_png = Path(args.roc_png or f"work_space/report/roc_{Path(loaded.arch).stem}_{time_stamp()}.png")

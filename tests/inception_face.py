@@ -1,10 +1,11 @@
 """A small Inception-ResNet face model, written for the tests as a user would bring one (`--model
 tests/inception_face.py:build`): branches joined by torch.cat, scaled residual adds, a reduction block whose
-max-pool branch passes the trunk's channels into the next, wider trunk; PReLU; 64x64 input, 64-d."""
+max-pool branch passes the trunk's channels into the next, wider trunk; PReLU; 112x112 input, 64-d.
+INPUT_SPEC is a plain dict: a user's file need not import the tool."""
 import torch
 import torch.nn as nn
 
-INPUT_SPEC = {"size": (64, 64), "channel_order": "RGB", "mean": 127.5, "std": 128.0}
+INPUT_SPEC = {"size": (112, 112), "channel_order": "RGB", "mean": 127.5, "std": 128.0}
 EMBEDDING_SIZE = 64
 
 
@@ -54,5 +55,5 @@ class InceptionFace(nn.Module):
         return self.head(self.block2(self.reduce(self.block1(self.stem(x)))))
 
 
-def build(input_size=(64, 64), embedding_size=EMBEDDING_SIZE):
+def build(input_size=(112, 112), embedding_size=EMBEDDING_SIZE):
     return InceptionFace(embedding_size)

@@ -69,3 +69,35 @@ def test_unprunable_groups_are_named_with_their_reason():
     convnext = ChannelGraph(torchvision_model("convnext_tiny"), SIZE)
     assert any("LayerNorm" in why for why in convnext.excluded.values())
     assert convnext.groups  # the MLPs' hidden widths (Linear leaders) are prunable
+
+
+def test_a_concatenating_face_model_by_file_through_every_step(tmp_path):
+    """sa -> budget schedule -> prune with repair -> the pruned checkpoint reloads by itself -> INT8, on a
+    user's Inception-ResNet-style file (random weights: this checks the wiring, not the accuracy)."""
+    from tests.cli import ORL, read_json, run_cli, subset_pairs
+    from tests.inception_face import build
+
+    model_ref = "tests/inception_face.py:build"
+    weights = tmp_path / "w.pth"
+    torch.save(randomize(build()).state_dict(), weights)
+    pairs = subset_pairs(tmp_path, 24)
+    common = ["--model", model_ref, "--test_root_path", ORL, "--img_list_label_path", pairs, "--device", "cpu"]
+    run_cli("--mode", "sa", "--best_model_path", weights, "--sparsities", "0.0,0.5", "--reconstruct", "8",
+            "--sensitivity_csv_path", tmp_path / "sa", *common)
+    csv_path = next((tmp_path / "sa").glob("*.csv"))
+    run_cli("--csv", csv_path, "--model", model_ref, "--target_macs_ratio", "0.5", "--output", tmp_path / "s.yaml",
+            "--best_model_path", weights, "--test_root_path", ORL, "--img_list_label_path", pairs, "--reconstruct",
+            "8", script="pruning_analysis_tools/auto_make_yaml.py")
+    run_cli("--mode", "prune", "--best_model_path", weights, "--yaml_path", tmp_path / "s.yaml", "--reconstruct", "8",
+            "--save_model_pt", "--pruned_save_model_path", tmp_path, "--layers_out_path", tmp_path / "out.txt",
+            "--result_json", tmp_path / "p.json", *common)
+    pruned = read_json(tmp_path / "p.json")
+    assert pruned["macs_after"] < 0.75 * pruned["macs_before"]
+    proc = run_cli("--mode", "test", "--best_model_path", pruned["checkpoint"], "--result_json", tmp_path / "t.json",
+                   "--roc_png", tmp_path / "roc.png", *common[2:])
+    assert read_json(tmp_path / "t.json")["accuracy"] == pytest.approx(pruned["accuracy_after"], abs=1e-9)
+    assert "preprocessing: 112x112 RGB, (pixel - 127.5) / 128" in proc.stdout
+    run_cli("--mode", "quantization", "--best_model_path", pruned["checkpoint"], "--calib_batches", "1",
+            "--validation_images", "8", "--latency_batches", "1", "--latency_repeats", "2",
+            "--quantized_save_model_path", tmp_path / "q", "--result_json", tmp_path / "q.json", *common[2:])
+    assert read_json(tmp_path / "q.json")["cosine_mean"] > 0.9
