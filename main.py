@@ -13,6 +13,12 @@ from commen_utils.errors import UserError
 from commen_utils.results import write_result_json
 
 MODES = ("test", "summary", "sa", "prune", "quantization", "finetune", "report")
+CRITERIA = ("l1", "fpgm", "hrank")  # pruning.CRITERIA, named here so that --help does not import the engine
+
+
+def criterion_of(args):
+    """--criterion, or the original's --fpgm / --hrank."""
+    return "fpgm" if args.fpgm else "hrank" if args.hrank else args.criterion
 
 
 def default_device():
@@ -66,8 +72,10 @@ def build_parser():
     g.add_argument("--roc_png", help="test: where to draw the ROC curve (default work_space/report/...)")
 
     g = p.add_argument_group("channel ranking and BN statistics (sa, prune)")
-    g.add_argument("--fpgm", action="store_true", help="rank filters by distance to the geometric median")
-    g.add_argument("--hrank", action="store_true", help="rank channels by average feature-map rank")
+    g.add_argument("--criterion", default="l1", choices=CRITERIA, help="how channels are ranked: l1 (filter "
+                   "norm), fpgm (distance to the geometric median), hrank (average feature-map rank)")
+    g.add_argument("--fpgm", action="store_true", help="the original's name for --criterion fpgm")
+    g.add_argument("--hrank", action="store_true", help="the original's name for --criterion hrank")
     g.add_argument("--hrank_batches", type=int, default=4, help="batches of images for HRank ranks")
     g.add_argument("--rank_path", default="work_space/rank_conv", help="HRank rank cache folder")
 
@@ -180,8 +188,11 @@ def run(args):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.fpgm and args.hrank:
-        raise UserError("--fpgm and --hrank are two rankings: choose one")
+    rankings = [f"--{c}" for c, flag in (("fpgm", args.fpgm), ("hrank", args.hrank)) if flag]
+    rankings += [f"--criterion {args.criterion}"] if args.criterion != "l1" else []
+    if len(rankings) > 1:
+        raise UserError(f"{' and '.join(rankings)} are two rankings: choose one")
+    args.criterion = criterion_of(args)
     if args.data_source == "company_zkx":  # the original's alias
         args.data_source = "company"
     if args.target_fpr is None:
@@ -203,10 +214,6 @@ def run(args):
         return run_test(args, loaded)
     from test_module.runner import evaluator_from_args
     evaluator = evaluator_from_args(args, loaded.spec, cache_images=True, progress=args.mode != "sa")
-    ranks = None
-    if args.hrank:
-        from pruning import load_or_compute_ranks
-        ranks = load_or_compute_ranks(loaded, evaluator, args.hrank_batches, args.rank_path, args.best_model_path)
     from dataloader import sample_images
     if args.mode == "quantization":
         from quantization import check_config, run_quantization
@@ -220,14 +227,18 @@ def run(args):
                   f"chosen on those")
             validation = calibration
         return run_quantization(config, loaded, evaluator, calibration, validation)
-    needed = max(args.bn_recalibrate, args.reconstruct)
-    images = sample_images(args.train_data_path, loaded.spec, needed) if needed else None
     if args.mode == "finetune":
         from train_module.trainer import run_finetune
         config = finetune_config(args)
         teacher = load_model(loaded.arch, args.teacher_path, args.from_data_parallel, loaded.input_size,
                              loaded.embedding_size, args.device).model if args.teacher_path else None
         return run_finetune(args, loaded, evaluator, config, teacher)
+    needed = max(args.bn_recalibrate, args.reconstruct)
+    images = sample_images(args.train_data_path, loaded.spec, needed) if needed else None
+    ranks = None
+    if args.criterion == "hrank":
+        from pruning import load_or_compute_ranks
+        ranks = load_or_compute_ranks(loaded, evaluator, args.hrank_batches, args.rank_path)
     if args.mode == "sa":
         from sensitivity_analysis import run_sensitivity
         return run_sensitivity(args, loaded, evaluator, ranks, images)

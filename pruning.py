@@ -19,7 +19,7 @@ import torch_pruning as tp
 from torch_pruning._helpers import to_plain_idxs
 
 from commen_utils.atomic import atomic_path, write_text
-from commen_utils.checkpoint import save_checkpoint
+from commen_utils.checkpoint import save_checkpoint, weights_digest
 from commen_utils.errors import UserError
 from commen_utils.model_stats import count_macs, count_params
 from commen_utils.schedule import read_schedule
@@ -227,11 +227,12 @@ def hrank_ranks(model, graph, images, batch_size, batches):
     return {param: (total / count).cpu() for param, total in totals.items()}
 
 
-def load_or_compute_ranks(loaded, evaluator, batches, rank_path, checkpoint=None):
-    """HRank ranks, cached as .npz under --rank_path (work_space/rank_conv/) per model, checkpoint and size."""
+def load_or_compute_ranks(loaded, evaluator, batches, rank_path):
+    """HRank ranks, cached as .npz under --rank_path (work_space/rank_conv/), keyed by a hash of the weights
+    (not a file name: two checkpoints called best.pt are two models), the input size and the batch count."""
     import numpy as np
     h, w = loaded.input_size
-    name = f"{Path(loaded.arch).stem}_{Path(checkpoint).stem if checkpoint else 'init'}_{h}x{w}_b{batches}.npz"
+    name = f"{Path(loaded.arch).stem}_{weights_digest(loaded.model)}_{h}x{w}_b{batches}.npz"
     cache = Path(rank_path) / name
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
@@ -437,10 +438,6 @@ def summarize(loaded):
             "unprunable_layers": graph.excluded}
 
 
-def criterion_of(args):
-    return "fpgm" if args.fpgm else "hrank" if args.hrank else "l1"
-
-
 def keep_widths(model):
     """The original's printed keep list: out-channels of every conv weight, in state_dict order."""
     return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
@@ -484,10 +481,11 @@ def run_prune(args, loaded, evaluator=None, calibration_images=None, ranks=None)
     graph = ChannelGraph(model, size)
     for param in ratios:
         graph.group(param)  # unknown or unprunable names fail here, before any work
-    criterion = criterion_of(args)
+    criterion = args.criterion
     result = {"params_before": count_params(model), "macs_before": count_macs(model, size)}
     if evaluator is not None:
-        result["accuracy_before"] = evaluator(model)["headline"]
+        before = evaluator.outputs(model)
+        result["accuracy_before"] = evaluator.score(before)["headline"]
     repair = Repair(calibration_images, args.reconstruct, args.bn_recalibrate)
     prune_and_repair(model, size, ratios, criterion, ranks, args.round_to, graph, repair)
     keep = record_keep(model)
@@ -502,7 +500,9 @@ def run_prune(args, loaded, evaluator=None, calibration_images=None, ranks=None)
     write_text(layers_out, f"{widths}\n")
     print(f"keep list: {layers_out}")
     if evaluator is not None:
-        result["accuracy_after"] = evaluator(model)["headline"]
+        after = evaluator.outputs(model)
+        result["accuracy_after"] = evaluator.score(after)["headline"]
+        result["cosine_after"] = torch.nn.functional.cosine_similarity(before, after, dim=1).mean().item()
     if args.save_model_pt:
         path = save_checkpoint(checkpoint, model, loaded.arch, keep=keep, input_size=size,
                                embedding_size=loaded.embedding_size, overwrite=args.overwrite,

@@ -22,7 +22,7 @@ from commen_utils.errors import UserError
 from commen_utils.graph_split import GraphSplitter
 from commen_utils.model_stats import ThinnedMacs, count_params
 from commen_utils.timestamp import time_stamp
-from pruning import (ChannelGraph, apply_plan, call_order, channels_to_remove, consumers_of, criterion_of,
+from pruning import (ChannelGraph, apply_plan, call_order, channels_to_remove, consumers_of,
                      following_norms, group_scores, input_grams, recalibrate_bn, reconstruct)
 from test_module.evaluate import hidden
 
@@ -32,7 +32,6 @@ from test_module.evaluate import hidden
 # and a hash of the analysed weights (what --resume checks a CSV against).
 CSV_COLUMNS = ["parameter", "sparsity", "top1", "top5", "loss", "macs", "params", "cosine", "bn_recalibration",
                "reconstruction", "criterion", "weights"]
-DEFAULT_LEVELS = "0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
 
 
 def available_memory():
@@ -252,7 +251,7 @@ def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
     if args.sa_cache_gb is not None and args.sa_cache_gb < 0:
         raise UserError(f"--sa_cache_gb {args.sa_cache_gb}: must be >= 0")
     rank, world = distributed_context(args.device)
-    criterion = criterion_of(args)
+    criterion = args.criterion
     # By default the processes of one machine share half of what is available.
     cache_bytes = available_memory() // (2 * world) if args.sa_cache_gb is None else int(args.sa_cache_gb * 2**30)
     analysis = SensitivityAnalysis(

@@ -32,14 +32,15 @@ def machine():
     return f"{platform.machine()}, {os.cpu_count()} cores, {allocator}, torch {__import__('torch').__version__}"
 
 
-def timed_cli(args, threads, nproc=1):
+def timed_cli(args, threads, nproc=1, script="main.py"):
     """Wall time of one CLI run (process start included), with `threads` torch threads per process."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    command = [sys.executable, str(ROOT / "main.py")] if nproc == 1 else \
+    command = [sys.executable, str(ROOT / script)] if nproc == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--standalone",
-         str(ROOT / "main.py")]
+         str(ROOT / script)]
+    threads_flag = ["--threads", str(threads)] if script == "main.py" else []
     start = time.perf_counter()
-    proc = subprocess.run(command + [str(a) for a in args] + ["--threads", str(threads)], cwd=ROOT, env=env,
+    proc = subprocess.run(command + [str(a) for a in args] + threads_flag, cwd=ROOT, env=env,
                           capture_output=True, text=True)
     if proc.returncode:
         sys.exit(proc.stderr[-3000:])

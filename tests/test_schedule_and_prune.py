@@ -1,10 +1,12 @@
 """Schedules (original rule, budget mode, hand-edited YAML) and --mode prune end to end on SFace."""
 import pytest
 
+from commen_utils.checkpoint import weights_digest
 from commen_utils.errors import UserError
 from commen_utils.schedule import read_schedule, write_schedule
 from pruning_analysis_tools.auto_make_yaml import budget_schedules, level_at_damage, original_rule
 from pruning_analysis_tools.curves import Curves
+from model_define.loading import load_model
 from pruning_analysis_tools.plot_csv import plot_curves
 from tests.cli import ORL, SFACE, one_line_error, read_json, run_cli, subset_pairs
 
@@ -107,4 +109,6 @@ def test_prune_with_hrank_caches_its_ranks(tmp_path):
             "--img_list_label_path", pairs, "--device", "cpu", "--layers_out_path", tmp_path / "out.txt",
             "--result_json", tmp_path / "r.json")
     assert read_json(tmp_path / "r.json")["keep"]["body.conv_13.conv"] == 512
-    assert [p.name for p in (tmp_path / "ranks").iterdir()] == ["sface_sface_112x112_b1.npz"]
+    # keyed by the weights, not by a file name that other checkpoints share
+    digest = weights_digest(load_model("sface", SFACE).model)
+    assert [p.name for p in (tmp_path / "ranks").iterdir()] == [f"sface_{digest}_112x112_b1.npz"]
