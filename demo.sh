@@ -18,6 +18,7 @@ TARGET_MACS=0.5
 REPAIR_IMAGES=${REPAIR_IMAGES:-64}
 EPOCHS=${EPOCHS:-2}
 TRAIN_BATCH=${TRAIN_BATCH:-32}
+LATENCY_BATCHES=${LATENCY_BATCHES:-1 32}                         # batch sizes the INT8 step times
 RUN=${RUN:-work_space/demo/$(date +%Y-%m-%d-%H-%M-%S)}
 mkdir -p "$RUN"
 COMMON=(--test_root_path $TEST_ROOT --data_source lfw --device cpu --train_data_path $TRAIN)
@@ -51,7 +52,7 @@ FINETUNED=$(ls "$RUN"/finetune/*/best.pt)
 
 echo "== 5/6 INT8 (calibrated on identities 1-20)"
 $PY main.py --mode quantization --best_model_path "$FINETUNED" "${COMMON[@]}" --img_list_label_path $FINAL_PAIRS \
-    --threads 1 --latency_repeats 8 --quantized_save_model_path "$RUN/quantized" \
+    --threads 1 --latency_repeats 8 --latency_batches $LATENCY_BATCHES --quantized_save_model_path "$RUN/quantized" \
     --result_json "$RUN/quantization.json"
 INT8=$(ls "$RUN"/quantized/*_int8.xml)
 

@@ -4,7 +4,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.cli import ORL, ROOT, read_json, run_cli
+from tests.cli import ORL, ROOT, read_json, run_in_process
 
 TRAIN = ORL.parent.parent / "train_data/orl_s1-20"
 
@@ -22,7 +22,7 @@ def test_demo_pipeline_on_a_tiny_configuration(tmp_path):
             shutil.copy(image, train / identity.name / image.name)
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PY=sys.executable, RUN=str(run), LEVELS="0.0,0.5", EPOCHS="1",
-               REPAIR_IMAGES="8", TRAIN_BATCH="8", TRAIN=str(train),
+               REPAIR_IMAGES="8", TRAIN_BATCH="8", LATENCY_BATCHES="1", TRAIN=str(train),
                CHOICE_PAIRS=str(head_of(ORL / "pair_list/orl_train_pairs.txt", tmp_path / "choice.txt", 24)),
                FINAL_PAIRS=str(head_of(ORL / "pair_list/orl_heldout_pairs.txt", tmp_path / "final.txt", 24)))
     proc = subprocess.run(["bash", str(ROOT / "demo.sh")], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -40,11 +40,12 @@ def test_demo_pipeline_on_a_tiny_configuration(tmp_path):
     assert abs(report["variants"][3]["accuracy"] - read_json(run / "quantization.json")["accuracy_int8"]) <= 0.05
     for name in ("finetune/*/best.pt", "quantized/*_int8.xml", "quantized/*_int8.onnx"):
         checkpoint = next(run.glob(name))
-        run_cli("--mode", "test", "--model", "sface", "--best_model_path", checkpoint, "--test_root_path", ORL,
-                "--img_list_label_path", tmp_path / "final.txt", "--device", "cpu", "--roc_png", tmp_path / "r.png",
-                "--result_json", tmp_path / "t.json")
+        assert run_in_process("--mode", "test", "--model", "sface", "--best_model_path", checkpoint,
+                              "--test_root_path", ORL, "--img_list_label_path", tmp_path / "final.txt", "--device",
+                              "cpu", "--roc_png", tmp_path / "r.png", "--result_json", tmp_path / "t.json").returncode == 0
         expected = {v["checkpoint"]: v["accuracy"] for v in report["variants"]}.get(str(checkpoint))
         if expected is not None:
             assert abs(read_json(tmp_path / "t.json")["accuracy"] - expected) <= 0.02
-    run_cli("--mode", "report", "--result_json", run / "report/report.json", "--report_dir", tmp_path / "again")
+    assert run_in_process("--mode", "report", "--result_json", run / "report/report.json", "--report_dir",
+                          tmp_path / "again").returncode == 0
     assert (tmp_path / "again/report.md").read_text() == (run / "report/report.md").read_text()
