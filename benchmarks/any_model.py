@@ -34,8 +34,9 @@ def main():
         torch.save(randomize(build()).state_dict(), weights)
         pairs = tmp / "pairs.txt"
         pairs.write_text("\n".join(PAIRS.read_text().splitlines()[:args.pairs]) + "\n")
-        common = ["--model", MODEL, "--best_model_path", weights, "--test_root_path", ORL, "--img_list_label_path",
-                  pairs, "--device", "cpu", "--train_data_path", TRAIN]
+        model_and_data = ["--best_model_path", weights, "--test_root_path", ORL, "--img_list_label_path", pairs,
+                          "--train_data_path", TRAIN]
+        common = ["--model", MODEL, "--device", "cpu", *model_and_data]
         print(f"{MODEL} (random weights), {args.pairs} ORL pairs, levels {args.levels}, {args.threads} thread(s); "
               f"{machine()}")
         seconds = {}
@@ -53,7 +54,7 @@ def main():
             schedule, out = tmp / f"{len(repair)}.yaml", tmp / f"{len(repair)}.json"
             csv_path = next((tmp / "fast").glob("*.csv"))
             timed_cli(["--csv", csv_path, "--model", MODEL, "--target_macs_ratio", "0.5", "--output", schedule,
-                       *common[2:], *repair], args.threads, script="pruning_analysis_tools/auto_make_yaml.py")
+                       *model_and_data, *repair], args.threads, script="pruning_analysis_tools/auto_make_yaml.py")
             timed_cli(["--mode", "prune", *common, "--yaml_path", schedule, *repair, "--layers_out_path",
                        tmp / "out.txt", "--result_json", out], args.threads)
             result = json.loads(out.read_text())

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common import ORL, PAIRS, SFACE, TRAIN, machine
+from common import ORL, PAIRS, SFACE, TRAIN, machine, reuse_memory
 from commen_utils import openvino_io
 from commen_utils.cpu_isa import read_cpu_isa
 from commen_utils.onnx_io import OnnxModel, export_onnx
@@ -54,6 +54,7 @@ def main():
     p.add_argument("--pruned", help="also a pruned SFace checkpoint (e.g. the demo's), scored like SFace")
     p.add_argument("--pairs", default=str(PAIRS), help="pair list for cosine and accuracy (SFace rows)")
     args = p.parse_args()
+    reuse_memory()  # as the CLIs do by default
     torch.set_num_threads(args.threads)
     isa = read_cpu_isa()
     print(f"{args.threads} thread(s), median of {args.repeats} (bs1) / {max(3, args.repeats // 4)} (bs32), "

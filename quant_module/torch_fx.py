@@ -26,6 +26,10 @@ from commen_utils.latency import median_ms
 
 ENGINES = ("x86", "fbgemm")
 
+# torch 2.14 warns on every quantized tensor it creates; the run says once, in one line, that this backend
+# is deprecated (quantization.py)
+warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+
 
 class FloatPReLU(nn.PReLU):
     """A PReLU that FX's pattern table does not know (it matches exact types), so it stays float."""
