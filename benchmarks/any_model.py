@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from common import ORL, PAIRS, ROOT, TRAIN, machine, timed_cli
+from common import ORL, PAIRS, TRAIN, machine, timed_cli
 from tests.helpers import randomize
 from tests.inception_face import build
 
