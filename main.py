@@ -9,6 +9,7 @@ import sys
 import torch
 
 from commen_utils.allocator import reuse_freed_memory
+from commen_utils.cli_flags import add_pair_list_flags, add_repair_flags, add_round_to_flag, evaluation_settings
 from commen_utils.errors import UserError
 from commen_utils.results import write_result_json
 
@@ -55,10 +56,7 @@ def build_parser():
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs (checkpoints)")
 
     g = p.add_argument_group("evaluation (test, sa, prune)")
-    g.add_argument("--test_root_path", help="folder the pair list's paths are relative to")
-    g.add_argument("--img_list_label_path", help="pair list 'path1 path2 label', LFW pairs.txt, or 'path class'")
-    g.add_argument("--data_source", default="lfw", choices=("lfw", "company", "company_zkx", "classification"),
-                   help="lfw: 10-fold accuracy; company: TPR@FPR; classification: liveness TPR@FPR of class 1")
+    add_pair_list_flags(g)
     g.add_argument("--target_fpr", type=float, nargs="+", help="FPRs for TPR@FPR (default 1e-6; 1e-3 for "
                    "classification)")
     g.add_argument("--test_batch_size", type=int, default=32)
@@ -90,20 +88,14 @@ def build_parser():
                         "fit re-runs the whole model (same numbers)")
     g.add_argument("--resume", help="continue an interrupted run: sa: its CSV; finetune: its run folder")
 
-    g.add_argument("--bn_recalibrate", type=int, default=0, metavar="N",
-                   help="re-estimate BN statistics on N training images after thinning (sa: adaptive-BN "
-                        "evaluation of every level)")
-    g.add_argument("--reconstruct", type=int, default=0, metavar="N",
-                   help="refit the 1x1 convs that lose inputs by least squares on N training images")
-    g.add_argument("--train_data_path", default="data/train_data/orl_s1-20",
-                   help="ImageFolder of identities, for BN re-estimation (never the test pairs)")
+    add_repair_flags(g)
 
     g = p.add_argument_group("prune")
     g.add_argument("--yaml_path", default="yaml_file/auto_yaml.yaml", help="Distiller schedule to apply")
     g.add_argument("--save_model_pt", action="store_true", help="save the pruned checkpoint")
     g.add_argument("--pruned_save_model_path", default="work_space/pruned_model", help="checkpoint folder")
     g.add_argument("--layers_out_path", default="work_space/layers_out/out.txt", help="where the keep list goes")
-    g.add_argument("--round_to", type=int, default=1, help="round kept widths to a multiple of this")
+    add_round_to_flag(g)
 
     g = p.add_argument_group("quantization")
     g.add_argument("--quant_backend",
@@ -176,6 +168,41 @@ def finetune_config(args):
                           freeze_bn_stats=args.freeze_bn_stats)
 
 
+def evaluation_config(args):
+    from test_module.evaluate import EvaluationConfig
+    return EvaluationConfig(**evaluation_settings(args))
+
+
+def sensitivity_config(args, criterion):
+    from sensitivity_analysis import SensitivityConfig
+    return SensitivityConfig(levels=args.sparsities, criterion=criterion, output_folder=args.sensitivity_csv_path,
+                             resume=args.resume, naive=args.sa_naive, cache_gb=args.sa_cache_gb,
+                             bn_recalibrate=args.bn_recalibrate, reconstruct=args.reconstruct, device=args.device)
+
+
+def prune_config(args, criterion):
+    from pruning import PruneConfig
+    return PruneConfig(schedule_path=args.yaml_path, criterion=criterion, round_to=args.round_to,
+                       reconstruct=args.reconstruct, bn_recalibrate=args.bn_recalibrate,
+                       save_checkpoint=args.save_model_pt, output_folder=args.pruned_save_model_path,
+                       layers_out_path=args.layers_out_path, overwrite=args.overwrite)
+
+
+def finetune_run(args):
+    from train_module.trainer import FineTuneRun
+    return FineTuneRun(train_root=args.train_data_path, work_path=args.work_path, resume=args.resume,
+                       head_path=args.head_path, workers=args.num_workers, device=args.device,
+                       overwrite=args.overwrite)
+
+
+def checked_criterion(args):
+    rankings = [f"--{c}" for c, flag in (("fpgm", args.fpgm), ("hrank", args.hrank)) if flag]
+    rankings += [f"--criterion {args.criterion}"] if args.criterion != "l1" else []
+    if len(rankings) > 1:
+        raise UserError(f"{' and '.join(rankings)} are two rankings: choose one")
+    return criterion_of(args)
+
+
 def run(args):
     from model_define.loading import load_model
 
@@ -188,15 +215,7 @@ def run(args):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    rankings = [f"--{c}" for c, flag in (("fpgm", args.fpgm), ("hrank", args.hrank)) if flag]
-    rankings += [f"--criterion {args.criterion}"] if args.criterion != "l1" else []
-    if len(rankings) > 1:
-        raise UserError(f"{' and '.join(rankings)} are two rankings: choose one")
-    args.criterion = criterion_of(args)
-    if args.data_source == "company_zkx":  # the original's alias
-        args.data_source = "company"
-    if args.target_fpr is None:
-        args.target_fpr = [1e-3] if args.data_source == "classification" else [1e-6]
+    criterion = checked_criterion(args)
     preprocess = {"channel_order": args.channel_order, "mean": args.pixel_mean, "std": args.pixel_std}
     if args.pruned_checkpoint and args.best_model_path:
         raise UserError("--pruned_checkpoint and --best_model_path name the same thing: give one")
@@ -209,11 +228,12 @@ def run(args):
     for flag in ("test_root_path", "img_list_label_path"):
         if not getattr(args, flag):
             raise UserError(f"--{flag} is required for --mode {args.mode}")
+    evaluation = evaluation_config(args)
     if args.mode == "test":
-        from test_module.runner import run_test
-        return run_test(args, loaded)
-    from test_module.runner import evaluator_from_args
-    evaluator = evaluator_from_args(args, loaded.spec, cache_images=True, progress=args.mode != "sa")
+        from test_module.runner import TestConfig, run_test
+        return run_test(TestConfig(evaluation, args.roc_png), loaded)
+    from test_module.evaluate import evaluator_from_config
+    evaluator = evaluator_from_config(evaluation, loaded.spec, cache_images=True, progress=args.mode != "sa")
     from dataloader import sample_images
     if args.mode == "quantization":
         from quantization import check_config, run_quantization
@@ -232,18 +252,18 @@ def run(args):
         config = finetune_config(args)
         teacher = load_model(loaded.arch, args.teacher_path, args.from_data_parallel, loaded.input_size,
                              loaded.embedding_size, args.device).model if args.teacher_path else None
-        return run_finetune(args, loaded, evaluator, config, teacher)
+        return run_finetune(finetune_run(args), loaded, evaluator, config, teacher)
     needed = max(args.bn_recalibrate, args.reconstruct)
     images = sample_images(args.train_data_path, loaded.spec, needed) if needed else None
     ranks = None
-    if args.criterion == "hrank":
+    if criterion == "hrank":
         from pruning import load_or_compute_ranks
         ranks = load_or_compute_ranks(loaded, evaluator, args.hrank_batches, args.rank_path)
     if args.mode == "sa":
         from sensitivity_analysis import run_sensitivity
-        return run_sensitivity(args, loaded, evaluator, ranks, images)
+        return run_sensitivity(sensitivity_config(args, criterion), loaded, evaluator, ranks, images)
     from pruning import run_prune
-    return run_prune(args, loaded, evaluator, images, ranks)
+    return run_prune(prune_config(args, criterion), loaded, evaluator, images, ranks)
 
 
 def main(argv=None):

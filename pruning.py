@@ -471,31 +471,45 @@ def consumers_of(plans, modules):
                    if handler.__name__ == "prune_in_channels" and reconstructable(modules[name])})
 
 
-def run_prune(args, loaded, evaluator=None, calibration_images=None, ranks=None):
+@dataclass(frozen=True)
+class PruneConfig:
+    """`--mode prune`: which schedule, how channels are ranked, the repair after thinning, where outputs go."""
+    schedule_path: str
+    criterion: str = "l1"
+    round_to: int = 1
+    reconstruct: int = 0
+    bn_recalibrate: int = 0
+    save_checkpoint: bool = False
+    output_folder: str = "work_space/pruned_model"
+    layers_out_path: str = "work_space/layers_out/out.txt"
+    overwrite: bool = False
+
+
+def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=None, ranks=None) -> dict:
     """`--mode prune`: apply a Distiller schedule, report before/after, save a self-describing checkpoint."""
     model, size = loaded.model, loaded.input_size
-    checkpoint = Path(args.pruned_save_model_path) / f"model_{Path(loaded.arch).stem}.pt"
-    if args.save_model_pt and checkpoint.exists() and not args.overwrite:  # refused before any work
+    checkpoint = Path(config.output_folder) / f"model_{Path(loaded.arch).stem}.pt"
+    if config.save_checkpoint and checkpoint.exists() and not config.overwrite:  # refused before any work
         raise UserError(f"{checkpoint}: already exists (pass --overwrite to replace it)")
-    ratios = read_schedule(args.yaml_path)
+    ratios = read_schedule(config.schedule_path)
     graph = ChannelGraph(model, size)
     for param in ratios:
         graph.group(param)  # unknown or unprunable names fail here, before any work
-    criterion = args.criterion
+    criterion = config.criterion
     result = {"params_before": count_params(model), "macs_before": count_macs(model, size)}
     if evaluator is not None:
         before = evaluator.outputs(model)
         result["accuracy_before"] = evaluator.score(before)["headline"]
-    repair = Repair(calibration_images, args.reconstruct, args.bn_recalibrate)
-    prune_and_repair(model, size, ratios, criterion, ranks, args.round_to, graph, repair)
+    repair = Repair(calibration_images, config.reconstruct, config.bn_recalibrate)
+    prune_and_repair(model, size, ratios, criterion, ranks, config.round_to, graph, repair)
     keep = record_keep(model)
     result.update(params_after=count_params(model), macs_after=count_macs(model, size), keep=keep,
-                  criterion=criterion, bn_recalibration_images=args.bn_recalibrate,
-                  reconstruction_images=args.reconstruct)
+                  criterion=criterion, bn_recalibration_images=config.bn_recalibrate,
+                  reconstruction_images=config.reconstruct)
     widths = keep_widths(model)
     print(f"keep ({len(widths)} convs): {widths}")
-    layers_out = Path(args.layers_out_path)
-    if layers_out.exists() and not args.overwrite:  # keep the earlier list: this one gets the time in its name
+    layers_out = Path(config.layers_out_path)
+    if layers_out.exists() and not config.overwrite:  # keep the earlier list: this one gets the time in its name
         layers_out = layers_out.with_name(f"{layers_out.stem}_{time_stamp()}{layers_out.suffix}")
     write_text(layers_out, f"{widths}\n")
     print(f"keep list: {layers_out}")
@@ -503,12 +517,12 @@ def run_prune(args, loaded, evaluator=None, calibration_images=None, ranks=None)
         after = evaluator.outputs(model)
         result["accuracy_after"] = evaluator.score(after)["headline"]
         result["cosine_after"] = torch.nn.functional.cosine_similarity(before, after, dim=1).mean().item()
-    if args.save_model_pt:
+    if config.save_checkpoint:
         path = save_checkpoint(checkpoint, model, loaded.arch, keep=keep, input_size=size,
-                               embedding_size=loaded.embedding_size, overwrite=args.overwrite,
-                               metadata={"schedule": str(args.yaml_path), "criterion": criterion,
-                                         "bn_recalibration_images": args.bn_recalibrate,
-                                         "reconstruction_images": args.reconstruct})
+                               embedding_size=loaded.embedding_size, overwrite=config.overwrite,
+                               metadata={"schedule": str(config.schedule_path), "criterion": criterion,
+                                         "bn_recalibration_images": config.bn_recalibrate,
+                                         "reconstruction_images": config.reconstruct})
         result["checkpoint"] = str(path)
     report = [f"params {result['params_before'] / 1e6:.3f} M -> {result['params_after'] / 1e6:.3f} M",
               f"MACs {result['macs_before'] / 1e6:.1f} M -> {result['macs_after'] / 1e6:.1f} M "
@@ -516,7 +530,7 @@ def run_prune(args, loaded, evaluator=None, calibration_images=None, ranks=None)
     if evaluator is not None:
         report.append(f"{evaluator.data_source} {result['accuracy_before']:.4f} -> {result['accuracy_after']:.4f}")
     print("pruned: " + ", ".join(report))
-    print(f"saved: {result['checkpoint']}" if args.save_model_pt else "not saved (pass --save_model_pt)")
+    print(f"saved: {result['checkpoint']}" if config.save_checkpoint else "not saved (pass --save_model_pt)")
     return result
 
 

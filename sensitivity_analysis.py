@@ -10,6 +10,7 @@ import copy
 import csv
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -246,35 +247,49 @@ def shard_of(index, world):
     return seat if turn % 2 == 0 else world - 1 - seat
 
 
-def run_sensitivity(args, loaded, evaluator, ranks=None, calibration=None):
-    levels = parse_levels(args.sparsities)
-    if args.sa_cache_gb is not None and args.sa_cache_gb < 0:
-        raise UserError(f"--sa_cache_gb {args.sa_cache_gb}: must be >= 0")
-    rank, world = distributed_context(args.device)
-    criterion = args.criterion
+@dataclass(frozen=True)
+class SensitivityConfig:
+    """`--mode sa`: the levels measured, how channels are ranked and repaired, where the CSV goes."""
+    levels: str = "0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
+    criterion: str = "l1"
+    output_folder: str = "work_space/sensitivity_data"
+    resume: str | None = None
+    naive: bool = False
+    cache_gb: float | None = None  # None: half of the memory available, shared by the processes
+    bn_recalibrate: int = 0
+    reconstruct: int = 0
+    device: str = "cpu"
+
+
+def run_sensitivity(config: SensitivityConfig, loaded, evaluator, ranks=None, calibration=None) -> dict:
+    levels = parse_levels(config.levels)
+    if config.cache_gb is not None and config.cache_gb < 0:
+        raise UserError(f"--sa_cache_gb {config.cache_gb}: must be >= 0")
+    rank, world = distributed_context(config.device)
+    criterion = config.criterion
     # By default the processes of one machine share half of what is available.
-    cache_bytes = available_memory() // (2 * world) if args.sa_cache_gb is None else int(args.sa_cache_gb * 2**30)
+    cache_bytes = available_memory() // (2 * world) if config.cache_gb is None else int(config.cache_gb * 2**30)
     analysis = SensitivityAnalysis(
-        loaded.model, loaded.input_size, evaluator, criterion, ranks, args.sa_naive,
-        calibration[:args.bn_recalibrate] if args.bn_recalibrate else None,
-        calibration[:args.reconstruct] if args.reconstruct else None,
+        loaded.model, loaded.input_size, evaluator, criterion, ranks, config.naive,
+        calibration[:config.bn_recalibrate] if config.bn_recalibrate else None,
+        calibration[:config.reconstruct] if config.reconstruct else None,
         cache_bytes)
-    csv_path = Path(args.resume) if args.resume else \
-        Path(args.sensitivity_csv_path) / f"sensitivity_{Path(loaded.arch).stem}_{time_stamp()}.csv"
+    csv_path = Path(config.resume) if config.resume else \
+        Path(config.output_folder) / f"sensitivity_{Path(loaded.arch).stem}_{time_stamp()}.csv"
     if world > 1:  # everyone agrees on rank 0's file name
         holder = [str(csv_path)]
         dist.broadcast_object_list(holder, 0)
         csv_path = Path(holder[0])
-    if csv_path.exists() and not args.resume:
+    if csv_path.exists() and not config.resume:
         raise UserError(f"{csv_path}: already exists (use --resume {csv_path} to continue it)")
-    existing_text, done = read_rows(csv_path) if args.resume else ("", [])
+    existing_text, done = read_rows(csv_path) if config.resume else ("", [])
     finished = {(r["parameter"], r["sparsity"]) for r in done}
     mine = [g for i, g in enumerate(analysis.graph.groups) if shard_of(i, world) == rank]
     todo = [g for g in mine if any((g.param, level_text(v)) not in finished for v in levels)]
     print(f"sensitivity analysis: {len(analysis.graph.groups)} layers x {len(levels)} levels, criterion "
-          f"{criterion}, {'naive' if args.sa_naive else 'fast'} path"
-          + (f", BN statistics re-estimated on {args.bn_recalibrate} training images" if args.bn_recalibrate else "")
-          + (f", refitted on {args.reconstruct}" if args.reconstruct else "")
+          f"{criterion}, {'naive' if config.naive else 'fast'} path"
+          + (f", BN statistics re-estimated on {config.bn_recalibrate} training images" if config.bn_recalibrate else "")
+          + (f", refitted on {config.reconstruct}" if config.reconstruct else "")
           + (f", shard {rank + 1}/{world}" if world > 1 else ""))
     baseline = analysis.baseline()
     print(f"baseline {evaluator.data_source} {baseline[0]:.4f}")

@@ -10,6 +10,7 @@ Two ways to choose each layer's sparsity:
 """
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +18,10 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from commen_utils.allocator import reuse_freed_memory  # noqa: E402
+from commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_pair_list_flags, add_repair_flags,  # noqa: E402
+                                    add_round_to_flag, evaluation_settings)
 from commen_utils.errors import UserError, exit_code  # noqa: E402
+from commen_utils.results import write_result_json  # noqa: E402
 from commen_utils.schedule import write_schedule  # noqa: E402
 from pruning_analysis_tools.curves import read_curves, repair_text  # noqa: E402
 
@@ -124,7 +128,7 @@ def budget_schedules(curves, layers, targets, counts):
     return candidates
 
 
-def measured_choice(args, candidates, size):
+def measured_choice(config: "ScheduleConfig", candidates, size):
     """Prune and repair the real model with each candidate and keep the one that scores best on the pairs
     (use the analysis pairs, not the final test pairs)."""
     import copy
@@ -132,24 +136,46 @@ def measured_choice(args, candidates, size):
     from dataloader import sample_images
     from model_define.loading import load_model
     from pruning import Repair, prune_and_repair
-    from test_module.evaluate import make_evaluator
+    from test_module.evaluate import evaluator_from_config
 
-    loaded = load_model(args.model, args.best_model_path, input_size=size, embedding_size=args.embedding_size)
-    evaluator = make_evaluator(args.data_source, args.test_root_path, args.img_list_label_path, loaded.spec,
-                               batch_size=16, cache_images=True, progress=False)
-    needed = max(args.bn_recalibrate, args.reconstruct)
-    repair = Repair(sample_images(args.train_data_path, loaded.spec, needed) if needed else None,
-                    args.reconstruct, args.bn_recalibrate)
+    loaded = load_model(config.model, config.checkpoint, input_size=size, embedding_size=config.embedding_size)
+    evaluator = evaluator_from_config(config.evaluation, loaded.spec, batch_size=16, cache_images=True,
+                                      progress=False)
+    needed = max(config.bn_recalibrate, config.reconstruct)
+    repair = Repair(sample_images(config.train_root, loaded.spec, needed) if needed else None,
+                    config.reconstruct, config.bn_recalibrate)
     scores = {}
     for name, (ratios, reached) in candidates.items():
         model = prune_and_repair(copy.deepcopy(loaded.model), size, {k: v for k, v in ratios.items() if v > 0},
-                                 round_to=args.round_to, repair=repair)
+                                 round_to=config.round_to, repair=repair)
         scores[name] = evaluator(model)["headline"]
         print(f"candidate {name}: MACs {reached['macs']:.3f}x, measured {scores[name]:.4f}")
     best = max(scores, key=scores.get)  # ties: the earlier candidate, uniform first
     tried = [{"schedule": name, "macs_ratio": candidates[name][1]["macs"],
               "params_ratio": candidates[name][1]["params"], "measured": scores[name]} for name in scores]
     return best, scores[best], tried
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """What auto_make_yaml.py is asked: which curves, which rule or budget, and (budget mode) what to measure
+    the candidates on."""
+    csv: str
+    model: str
+    output: str = "yaml_file/auto_yaml.yaml"
+    input_size: tuple | None = None
+    embedding_size: int | None = None
+    expected_acc: float | None = None
+    target_macs_ratio: float | None = None
+    target_params_ratio: float | None = None
+    round_to: int = 1
+    layers: str | None = None
+    overwrite: bool = False
+    checkpoint: str | None = None  # budget mode measures the candidates on this model...
+    evaluation: "EvaluationConfig | None" = None  # ...scored as test_module.evaluate.EvaluationConfig says
+    reconstruct: int = 0
+    bn_recalibrate: int = 0
+    train_root: str = DEFAULT_TRAIN_DATA
 
 
 def build_parser():
@@ -161,87 +187,93 @@ def build_parser():
     p.add_argument("--expected_acc", type=float, help="original rule: per-layer target metric")
     p.add_argument("--target_macs_ratio", type=float, help="budget: MACs of the result / MACs of the model")
     p.add_argument("--target_params_ratio", type=float, help="budget: params of the result / params of the model")
-    p.add_argument("--round_to", type=int, default=1, help="as prune mode's --round_to: budgets are fitted "
-                   "and candidates measured with the widths rounded the same way")
+    add_round_to_flag(p, "as prune mode's --round_to: budgets are fitted and candidates measured with the "
+                      "widths rounded the same way")
     p.add_argument("--layers", help="regex of layers to schedule (default: the model family's choice)")
     p.add_argument("--output", default="yaml_file/auto_yaml.yaml")
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (it may hold hand edits)")
     g = p.add_argument_group("budget mode: choose among candidate schedules by measuring them")
     g.add_argument("--best_model_path", help="the model's checkpoint (enables the measurement)")
-    g.add_argument("--test_root_path")
-    g.add_argument("--img_list_label_path", help="pairs to measure on: the analysis pairs, not the final test")
-    g.add_argument("--data_source", default="lfw", choices=("lfw", "company", "classification"))
-    g.add_argument("--reconstruct", type=int, default=0, help="as prune mode's --reconstruct")
-    g.add_argument("--bn_recalibrate", type=int, default=0, help="as prune mode's --bn_recalibrate")
-    g.add_argument("--train_data_path", default="data/train_data/orl_s1-20")
+    add_pair_list_flags(g, pair_list_help="pairs to measure on: the analysis pairs, not the final test")
+    add_repair_flags(g)
     p.add_argument("--result_json", help="write the chosen ratios and predicted/real budget here")
     return p
 
 
-def make_schedule(args):
+def make_schedule(config: ScheduleConfig) -> dict:
     import re
 
-    from commen_utils.results import write_result_json
     from model_define import get_entry
-    from model_define.loading import parse_size
 
-    if Path(args.output).exists() and not args.overwrite:  # before any work; the file may hold hand edits
-        raise UserError(f"{args.output}: already exists (pass --overwrite to replace it)")
-    entry = get_entry(args.model)
-    size = parse_size(args.input_size) or entry.spec.size
-    curves = read_curves(args.csv)
-    pattern = re.compile(args.layers or entry.schedule_layers)
+    if Path(config.output).exists() and not config.overwrite:  # before any work; the file may hold hand edits
+        raise UserError(f"{config.output}: already exists (pass --overwrite to replace it)")
+    entry = get_entry(config.model)
+    size = config.input_size or entry.spec.size
+    curves = read_curves(config.csv)
+    pattern = re.compile(config.layers or entry.schedule_layers)
     layers = [layer for layer in curves.layers if pattern.fullmatch(layer)]
     if not layers:
-        raise UserError(f"no layer of {args.csv} matches {pattern.pattern}")
-    targets = {k: v for k, v in (("macs", args.target_macs_ratio), ("params", args.target_params_ratio)) if v}
+        raise UserError(f"no layer of {config.csv} matches {pattern.pattern}")
+    targets = {k: v for k, v in (("macs", config.target_macs_ratio), ("params", config.target_params_ratio)) if v}
     for k, v in targets.items():
         if not 0 < v <= 1:
             raise UserError(f"--target_{k}_ratio {v}: must be in (0, 1]")
     if targets:
         def counts(ratios):
-            macs, params = measured_counts(args.model, size, ratios, args.embedding_size, args.round_to)
+            macs, params = measured_counts(config.model, size, ratios, config.embedding_size, config.round_to)
             return {"macs": macs, "params": params}
         candidates = budget_schedules(curves, layers, targets, counts)
         rule = "budget " + ", ".join(f"{k} <= {v:g}x" for k, v in targets.items())
         tried = []
-        if args.best_model_path:
-            used = {"reconstruct": args.reconstruct, "bn_recalibrate": args.bn_recalibrate}
+        if config.checkpoint:
+            used = {"reconstruct": config.reconstruct, "bn_recalibrate": config.bn_recalibrate}
             if used != curves.repair:
                 print(f"note: the curves were measured with {repair_text(curves.repair)}, the candidates are "
                       f"measured with {repair_text(used)}; the same options in both predict best", file=sys.stderr)
-            chosen, measured, tried = measured_choice(args, candidates, size)
-            rule += f", {chosen} chosen by measurement ({measured:.4f} on {Path(args.img_list_label_path).name})"
+            chosen, measured, tried = measured_choice(config, candidates, size)
+            rule += f", {chosen} chosen by measurement ({measured:.4f} on {Path(config.evaluation.pair_list).name})"
         else:
             chosen = "equal damage"
             rule += ", equal-damage schedule (not measured)"
         ratios, reached = candidates[chosen]
-    elif args.expected_acc is not None:
+    elif config.expected_acc is not None:
         tried = []
-        ratios = faithful_schedule(curves, layers, args.expected_acc)
-        macs, params = measured_counts(args.model, size, ratios, args.embedding_size, args.round_to)
-        base_macs, base_params = measured_counts(args.model, size, {}, args.embedding_size)
+        ratios = faithful_schedule(curves, layers, config.expected_acc)
+        macs, params = measured_counts(config.model, size, ratios, config.embedding_size, config.round_to)
+        base_macs, base_params = measured_counts(config.model, size, {}, config.embedding_size)
         reached = {"macs": macs / base_macs, "params": params / base_params}
-        rule = f"original rule, expected_acc {args.expected_acc}"
+        rule = f"original rule, expected_acc {config.expected_acc}"
     else:
         raise UserError("give --expected_acc (original rule) or --target_macs_ratio / --target_params_ratio")
     ratios = {k: v for k, v in ratios.items() if v > 0}
-    header = [f"made by auto_make_yaml.py from {args.csv} (analysis with {repair_text(curves.repair)})",
+    header = [f"made by auto_make_yaml.py from {config.csv} (analysis with {repair_text(curves.repair)})",
               f"rule: {rule}",
-              f"model {args.model}: MACs {reached['macs']:.3f}x, params {reached['params']:.3f}x of the unpruned "
+              f"model {config.model}: MACs {reached['macs']:.3f}x, params {reached['params']:.3f}x of the unpruned "
               f"model; baseline {curves.baseline:.4f}"]
-    write_schedule(args.output, ratios, size, header, overwrite=args.overwrite)
-    print("\n".join(header[1:]) + f"\nschedule: {args.output}")
+    write_schedule(config.output, ratios, size, header, overwrite=config.overwrite)
+    print("\n".join(header[1:]) + f"\nschedule: {config.output}")
     result = {"ratios": ratios, "macs_ratio": reached["macs"], "params_ratio": reached["params"],
-              "baseline": curves.baseline, "yaml": str(args.output), "candidates": tried}
-    write_result_json(args.result_json, result)
+              "baseline": curves.baseline, "yaml": str(config.output), "candidates": tried}
     return result
+
+
+def schedule_config(args) -> ScheduleConfig:
+    from model_define.loading import parse_size
+    from test_module.evaluate import EvaluationConfig
+
+    evaluation = EvaluationConfig(**evaluation_settings(args)) if args.best_model_path else None
+    return ScheduleConfig(csv=args.csv, model=args.model, output=args.output, input_size=parse_size(args.input_size),
+                          embedding_size=args.embedding_size, expected_acc=args.expected_acc,
+                          target_macs_ratio=args.target_macs_ratio, target_params_ratio=args.target_params_ratio,
+                          round_to=args.round_to, layers=args.layers, overwrite=args.overwrite,
+                          checkpoint=args.best_model_path, evaluation=evaluation, reconstruct=args.reconstruct,
+                          bn_recalibrate=args.bn_recalibrate, train_root=args.train_data_path)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     reuse_freed_memory()  # as main.py does by default: this CLI runs models too
-    return exit_code(lambda: make_schedule(args))
+    return exit_code(lambda: write_result_json(args.result_json, make_schedule(schedule_config(args))))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ variants on one plot, per-layer widths, and the sensitivity curves when a CSV is
 """
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,7 @@ import torch  # noqa: E402
 
 from commen_utils.atomic import write_text  # noqa: E402
 from commen_utils.allocator import reuse_freed_memory  # noqa: E402
+from commen_utils.cli_flags import add_pair_list_flags, evaluation_settings  # noqa: E402
 from commen_utils.errors import UserError, exit_code  # noqa: E402
 from commen_utils.model_stats import count_macs, count_params  # noqa: E402
 from commen_utils.results import write_result_json  # noqa: E402
@@ -70,25 +72,36 @@ def float_layout(loaded):
     return create_model(loaded.arch, loaded.input_size, loaded.embedding_size, keep=loaded.keep).eval()
 
 
-def measure(args):
+@dataclass(frozen=True)
+class ReportConfig:
+    """What report.py compares: labelled checkpoints, the pair list that scores them, and what else to show."""
+    variants: tuple  # (label, checkpoint path) pairs
+    evaluation: "EvaluationConfig"
+    csv: str | None = None
+    budgets: tuple = ()  # auto_make_yaml --result_json files
+    notes: tuple = ()
+    output_dir: str | None = None  # default work_space/report/<time>
+
+
+def measure(config: ReportConfig) -> dict:
     """Score every variant on one pair list: the report's data, as plain JSON-able values."""
     import json
 
     from commen_utils.latency import median_latency_ms
     from model_define.loading import load_model
     from pruning import keep_widths
-    from test_module.evaluate import make_evaluator
+    from test_module.evaluate import evaluator_from_config
 
-    variants = [v.partition("=")[::2] for v in args.variant]
-    if any(not label or not path for label, path in variants):
+    if any(not label or not path for label, path in config.variants):
         raise UserError("--variant takes LABEL=CHECKPOINT")
+    if config.evaluation.data_source == "classification":
+        raise UserError("--data_source classification: the report compares verification models (lfw, company)")
     rows, evaluator = [], None
-    for label, path in variants:
+    for label, path in config.variants:
         loaded = load_model(checkpoint=path)
         if evaluator is None:  # images decoded once for every variant
-            evaluator = make_evaluator(args.data_source, args.test_root_path, args.img_list_label_path,
-                                       loaded.spec, target_fprs=TARGET_FPRS, batch_size=16, cache_images=True,
-                                       progress=False)
+            evaluator = evaluator_from_config(config.evaluation, loaded.spec, target_fprs=TARGET_FPRS, batch_size=16,
+                                              cache_images=True, progress=False)
         evaluator.device = "cpu"
         result = evaluator(loaded.model.cpu())
         fpr, tpr, _, auc = result.pop("roc")
@@ -104,10 +117,10 @@ def measure(args):
                      "latency_ms_bs1": latency, "widths": keep_widths(layout), "auc": auc,
                      "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
                      **{k: v for k, v in result.items() if k != "auc"}})
-    candidates = [c for path in args.budgets or [] for c in json.loads(Path(path).read_text()).get("candidates", [])]
-    return {"pairs": str(args.img_list_label_path), "root": str(args.test_root_path),
-            "data_source": args.data_source, "made": time_stamp(), "variants": rows, "candidates": candidates,
-            "csv": args.csv, "notes": args.notes or []}
+    candidates = [c for path in config.budgets for c in json.loads(Path(path).read_text()).get("candidates", [])]
+    return {"pairs": str(config.evaluation.pair_list), "root": str(config.evaluation.test_root),
+            "data_source": config.evaluation.data_source, "made": time_stamp(), "variants": rows,
+            "candidates": candidates, "csv": config.csv, "notes": list(config.notes)}
 
 
 def table(rows):
@@ -153,9 +166,9 @@ def render(data, out):
     return out / "report.md"
 
 
-def build_report(args):
-    out = Path(args.output_dir or f"work_space/report/{time_stamp()}")
-    data = measure(args)
+def build_report(config: ReportConfig):
+    out = Path(config.output_dir or f"work_space/report/{time_stamp()}")
+    data = measure(config)
     write_result_json(out / "report.json", data)
     return render(data, out)
 
@@ -178,16 +191,21 @@ def rebuild_report(report_json, output_dir=None):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variant", action="append", required=True, metavar="LABEL=CHECKPOINT")
-    p.add_argument("--test_root_path", required=True)
-    p.add_argument("--img_list_label_path", required=True)
-    p.add_argument("--data_source", default="lfw", choices=("lfw", "company"))
+    add_pair_list_flags(p, required=True)
     p.add_argument("--csv", help="sensitivity CSV to plot into the report")
     p.add_argument("--budgets", nargs="*", help="auto_make_yaml --result_json files: their measured candidates")
     p.add_argument("--notes", nargs="*", help="settings lines to list in the report")
     p.add_argument("--output_dir", help="default work_space/report/<time>")
     args = p.parse_args(argv)
     reuse_freed_memory()  # as main.py does by default: this CLI runs models too
-    return exit_code(lambda: build_report(args))
+    return exit_code(lambda: build_report(report_config(args)))
+
+
+def report_config(args) -> ReportConfig:
+    from test_module.evaluate import EvaluationConfig
+    return ReportConfig(variants=tuple(tuple(v.partition("=")[::2]) for v in args.variant),
+                        evaluation=EvaluationConfig(**evaluation_settings(args)), csv=args.csv,
+                        budgets=tuple(args.budgets or ()), notes=tuple(args.notes or ()), output_dir=args.output_dir)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Embed-and-score drivers: each unique image is decoded and embedded once, then pairs are scored by cosine
 similarity and handed to the metric functions."""
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -161,3 +162,25 @@ def summary_line(result) -> str:
     parts += [f"TPR@FPR={f:g} {t:.4f}" for f, t in result["tpr_at_fpr"].items()]
     parts.append(f"(lowest resolvable FPR {result['min_resolvable_fpr']:.2g})")
     return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Which list scores a model, and how: what `--test_root_path`, `--img_list_label_path`, `--data_source`
+    and the evaluation flags say."""
+    data_source: str
+    test_root: str
+    pair_list: str
+    target_fprs: tuple = (1e-6,)
+    batch_size: int = 32
+    device: str = "cpu"
+    workers: int = 0
+    flip: bool = False
+    skip_bad_images: bool = False
+
+
+def evaluator_from_config(config: EvaluationConfig, spec, **overrides) -> Evaluator:
+    settings = dict(target_fprs=config.target_fprs, batch_size=config.batch_size, device=config.device,
+                    workers=config.workers, flip=config.flip, skip_bad_images=config.skip_bad_images)
+    settings.update(overrides)
+    return make_evaluator(config.data_source, config.test_root, config.pair_list, spec, **settings)

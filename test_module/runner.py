@@ -1,27 +1,27 @@
 """`--mode test`: score a model on a pair list (or a liveness list) and plot its ROC."""
+from dataclasses import dataclass
 from pathlib import Path
 
 from commen_utils.timestamp import time_stamp
 
-from .evaluate import make_evaluator, summary_line
+from .evaluate import EvaluationConfig, evaluator_from_config, summary_line
 from .plots import plot_roc
 
 
-def evaluator_from_args(args, spec, **overrides):
-    settings = dict(target_fprs=args.target_fpr, batch_size=args.test_batch_size, device=args.device,
-                    workers=args.num_workers, flip=args.flip, skip_bad_images=args.skip_bad_images)
-    settings.update(overrides)
-    return make_evaluator(args.data_source, args.test_root_path, args.img_list_label_path, spec, **settings)
+@dataclass(frozen=True)
+class TestConfig:
+    evaluation: EvaluationConfig
+    roc_png: str | None = None  # default: work_space/report/roc_<model>_<time>.png
 
 
-def run_test(args, loaded):
+def run_test(config: TestConfig, loaded) -> dict:
     spec = loaded.spec
     print(f"preprocessing: {spec.size[0]}x{spec.size[1]} {spec.channel_order}, (pixel - {spec.mean:g}) / {spec.std:g}")
-    result = evaluator_from_args(args, spec)(loaded.model)
+    result = evaluator_from_config(config.evaluation, spec)(loaded.model)
     print(f"{loaded.arch}: {summary_line(result)}")
     fpr, tpr, _, auc = result.pop("roc")
-    roc_png = Path(args.roc_png or f"work_space/report/roc_{Path(loaded.arch).stem}_{time_stamp()}.png")
+    roc_png = Path(config.roc_png or f"work_space/report/roc_{Path(loaded.arch).stem}_{time_stamp()}.png")
     plot_roc({loaded.arch: (fpr, tpr, auc)}, roc_png,
-             title=f"ROC of {loaded.arch} on {Path(args.img_list_label_path).name}")
+             title=f"ROC of {loaded.arch} on {Path(config.evaluation.pair_list).name}")
     print(f"ROC curve: {roc_png}")
     return result

@@ -29,7 +29,7 @@ from .heads import HEADS, embedding_distillation
 from .plots import plot_history
 
 
-@dataclass
+@dataclass(frozen=True)
 class FineTuneConfig:
     epochs: int = 30
     lr: float = 0.01
@@ -204,15 +204,27 @@ def _plain(value):
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def run_finetune(args, loaded, evaluator, config: FineTuneConfig, teacher=None):
-    resume = Path(args.resume) if args.resume else None
-    folder = resume or Path(args.work_path) / time_stamp()
+@dataclass(frozen=True)
+class FineTuneRun:
+    """Where a fine-tuning run reads and writes (not part of what it learns: a resumed run may move)."""
+    train_root: str
+    work_path: str = "work_space/finetune"
+    resume: str | None = None
+    head_path: str | None = None
+    workers: int = 0
+    device: str = "cpu"
+    overwrite: bool = False
+
+
+def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, teacher=None) -> dict:
+    resume = Path(run.resume) if run.resume else None
+    folder = resume or Path(run.work_path) / time_stamp()
     head_state = None
-    if args.head_path:
-        head_state, _ = load_checkpoint(args.head_path)
-    run_identity = {"start_weights": weights_digest(loaded.model), "train_data": str(args.train_data_path)}
-    job = FineTune(loaded, evaluator, config, args.train_data_path, teacher, head_state, args.num_workers,
-                   args.device)
+    if run.head_path:
+        head_state, _ = load_checkpoint(run.head_path)
+    run_identity = {"start_weights": weights_digest(loaded.model), "train_data": str(run.train_root)}
+    job = FineTune(loaded, evaluator, config, run.train_root, teacher, head_state, run.workers,
+                   run.device)
     if resume:
         last = resume / "last.pt"
         state_dict, info = load_checkpoint(last)
@@ -221,7 +233,7 @@ def run_finetune(args, loaded, evaluator, config: FineTuneConfig, teacher=None):
         job.restore(info["metadata"]["train_state"])
         if job.rank == 0:
             print(f"resuming {folder} after epoch {job.epoch}")
-    elif job.rank == 0 and (folder / "last.pt").exists() and not args.overwrite:
+    elif job.rank == 0 and (folder / "last.pt").exists() and not run.overwrite:
         raise UserError(f"{folder}: a run is already there (pass --resume {folder}, or --overwrite)")
     headline = {"lfw": "accuracy"}.get(evaluator.data_source, "tpr_at_fpr")
     common = dict(arch=loaded.arch, keep=loaded.keep, input_size=loaded.input_size,
@@ -232,7 +244,7 @@ def run_finetune(args, loaded, evaluator, config: FineTuneConfig, teacher=None):
         if job.rank == 0:
             save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": 0, headline: job.best}, **common)
     if job.rank == 0:
-        print(f"fine-tuning {loaded.arch} for {config.epochs} epochs on {args.train_data_path} "
+        print(f"fine-tuning {loaded.arch} for {config.epochs} epochs on {run.train_root} "
               f"({len(job.dataset)} images, head {config.head}, distillation weight {config.kd_weight}); "
               f"{headline} before: {job.history[0][headline]:.4f}; run folder {folder}")
     try:
