@@ -141,6 +141,9 @@ def build_parser():
     g.add_argument("--train_batch_size", type=int, default=64, help="global batch (split across processes)")
     g.add_argument("--seed", type=int, default=0, help="data order, flips and shifts")
     g.add_argument("--shift", type=int, default=8, help="random translation of training images, in pixels")
+    g.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="distillation with --head none: "
+                   "train on blends of two images (weights from Beta(ALPHA, ALPHA)), the teacher's embedding of "
+                   "the blend as the target; 0: off")
     g.add_argument("--freeze_bn_stats", action="store_true", help="keep BN running statistics fixed (BN scales "
                    "and shifts still train); helps a model repaired with --bn_recalibrate, at a low --lr")
     g.add_argument("--work_path", default="work_space/finetune", help="run folders go here")
@@ -161,10 +164,12 @@ def finetune_config(args):
     kd_weight = args.kd_weight if args.kd_weight is not None else (1.0 if args.teacher_path else 0.0)
     if args.head == "none" and not (args.teacher_path and kd_weight > 0):
         raise UserError("--head none trains on distillation alone: give --teacher_path (and --kd_weight > 0)")
+    if args.mixup < 0 or args.mixup > 0 and args.head != "none":
+        raise UserError(f"--mixup {args.mixup}: blends have no identity label; use it with --head none (>= 0)")
     return FineTuneConfig(epochs=args.epoch, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                           milestones=milestones, warmup_epochs=args.warmup_epochs, batch_size=args.train_batch_size,
                           head=args.head, margin_s=args.margin_s, margin_m=args.margin_m, kd_weight=kd_weight,
-                          seed=args.seed, shift=args.shift,
+                          seed=args.seed, shift=args.shift, mixup=args.mixup,
                           freeze_bn_stats=args.freeze_bn_stats)
 
 

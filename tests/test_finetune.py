@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,8 +18,9 @@ from model_define.keep import record_keep
 from model_define.loading import load_model
 from pruning import ChannelGraph, prune_model
 from tests.cli import ORL, ROOT, SFACE, one_line_error, read_json, run_cli, subset_pairs
+from test_module.evaluate import make_evaluator
 from train_module.heads import ArcFace, CosFace, embedding_distillation
-from train_module.trainer import FineTuneConfig, learning_rate, parameter_groups
+from train_module.trainer import FineTuneConfig, FineTuneRun, learning_rate, mixed, parameter_groups, run_finetune
 
 TRAIN = ORL.parent.parent / "train_data/orl_s1-20"
 
@@ -140,3 +142,29 @@ def test_resume_refuses_a_run_of_another_model_or_config(tiny_setup, uninterrupt
                                   check=False))
     assert message in line and "last.pt" in line, line
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_mixup_blends_pairs_of_the_batch_reproducibly():
+    images = torch.arange(4.0)[:, None, None, None].expand(4, 3, 2, 2).clone()
+    blend = mixed(images, 0.5, np.random.default_rng(3))
+    assert torch.equal(blend, mixed(images, 0.5, np.random.default_rng(3)))
+    assert not torch.equal(blend, images) and (blend >= 0).all() and (blend <= 3).all()
+    assert torch.allclose(blend[:, 0], blend[:, 2])  # one weight per image, the same blend in every channel
+
+
+def test_run_finetune_as_a_function_with_mixup_distillation(tiny_setup, tmp_path):
+    tmp, train, student, pairs = tiny_setup
+    loaded, teacher = load_model(checkpoint=student), load_model("sface", SFACE).model
+    evaluator = make_evaluator("lfw", ORL, pairs, loaded.spec, batch_size=16, cache_images=True, progress=False)
+    config = FineTuneConfig(epochs=1, lr=0.001, milestones=(), batch_size=8, head="none", kd_weight=1.0, mixup=1.0,
+                            freeze_bn_stats=True)
+    result = run_finetune(FineTuneRun(train_root=str(train), work_path=str(tmp_path)), loaded, evaluator, config,
+                          teacher)
+    rows = list(csv.DictReader(open(result["log"])))
+    assert [r["epoch"] for r in rows] == ["0", "1"] and 0 < float(rows[1]["kd"]) < 1
+    assert load_checkpoint(next(tmp_path.glob("*/last.pt")))[1]["metadata"]["config"]["mixup"] == 1.0
+
+
+def test_mixup_needs_distillation_alone(tiny_setup, tmp_path):
+    line = one_line_error(run_cli(*finetune_args(tiny_setup, tmp_path, "--mixup", "1"), check=False))
+    assert "--mixup" in line and "--head none" in line

@@ -10,6 +10,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -45,12 +46,22 @@ class FineTuneConfig:
     seed: int = 0
     shift: int = 8  # pixels of random translation
     freeze_bn_stats: bool = False  # keep BN running statistics as they are (e.g. re-estimated after pruning)
+    mixup: float = 0.0  # Beta(a, a) blends of two training images, distillation only: the teacher sees the blend
 
 
 def learning_rate(config: FineTuneConfig, epoch: float) -> float:
     """Linear warm-up over `warmup_epochs`, then divided by 10 at each milestone passed."""
     warm = min(1.0, (epoch + 1e-9) / config.warmup_epochs) if config.warmup_epochs > 0 else 1.0
     return config.lr * warm * 0.1 ** sum(epoch >= m for m in config.milestones)
+
+
+def mixed(images, alpha, draws: np.random.Generator):
+    """Each image blended with another of the batch, weights drawn from Beta(alpha, alpha). With the
+    teacher's embedding of the blend as the target, every blend is a new consistent example, so a few
+    hundred images go further than flips and shifts take them."""
+    weights = torch.from_numpy(draws.beta(alpha, alpha, len(images))).to(images)[:, None, None, None]
+    partners = torch.from_numpy(draws.permutation(len(images))).to(images.device)
+    return weights * images + (1 - weights) * images[partners]
 
 
 def parameter_groups(modules, weight_decay):
@@ -151,6 +162,9 @@ class FineTune:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(self.config, self.epoch + step / steps)
             images, labels = images.to(self.device), labels.to(self.device)
+            if self.config.mixup > 0:  # draws fixed by (seed, rank, epoch, step): a resumed run sees the same
+                images = mixed(images, self.config.mixup,
+                               np.random.default_rng((self.config.seed, self.rank, self.epoch, step)))
             target = None
             if self.teacher is not None:
                 with torch.no_grad():
