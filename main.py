@@ -49,8 +49,8 @@ def build_parser():
     g.add_argument("--embedding_size", type=int, help="embedding width (default: the model's own)")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     g.add_argument("--allocator", choices=("reuse", "system"), default="reuse", help="reuse: keep freed memory "
-                   "for the next batch instead of page-faulting it in again (glibc; SFace at batch 32: 3x faster, "
-                   "the process keeps its peak memory); system: the C library's default")
+                   "for the next batch instead of page-faulting it in again (glibc; the process keeps its peak memory; "
+                   "BENCHMARKS.md measures the gain); system: the C library's default")
     g.add_argument("--result_json", help="write this mode's figures to this JSON file")
     g.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs (checkpoints)")

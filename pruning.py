@@ -343,8 +343,8 @@ def reconstruct_sequentially(pruned, original, plans, images, following_bn, orde
     """Refit the 1x1 convs that lost input channels one after another in forward order, each on what really
     reaches it in the pruned model (the refits before it included), to reproduce the unpruned model's output
     there (He et al., "Channel pruning", 2017). Fitting each from the unpruned inputs alone ignores the
-    error of every pruned layer before it: uniform SFace at 0.49x MACs scores 0.951 this way, 0.926 that way
-    followed by BN re-estimation (BENCHMARKS.md)."""
+    error of every pruned layer before it, which BN re-estimation does not undo (BENCHMARKS.md compares
+    the two)."""
     removed_in, removed_out = removed_channels(plans)
     pruned.eval()
     original.eval()

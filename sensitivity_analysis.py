@@ -242,7 +242,7 @@ def check_resumed(path, rows, expected: dict, layers, levels):
 def shard_of(index, world):
     """Which process measures the index-th group. A group costs the part of the network after it, so costs
     fall with depth: dealing them out back and forth (0 1 1 0 0 1 ...) balances the shards far better
-    than round robin (BENCHMARKS.md: 2 processes 1.75x one, where round robin gave 1.6x)."""
+    than round robin (measured in BENCHMARKS.md)."""
     turn, seat = divmod(index, world)
     return seat if turn % 2 == 0 else world - 1 - seat
 

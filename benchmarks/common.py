@@ -26,10 +26,23 @@ def reuse_memory():
     REUSE = reuse_freed_memory()
 
 
+def cpu():
+    """The CPU's model name and the instruction sets INT8 speed depends on, from /proc/cpuinfo."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                 platform.machine())
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return f"{model} ({'+'.join(isa) or 'no AVX2'})"
+
+
 def machine():
     allocator = "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else \
         "glibc malloc, freed memory reused" if REUSE else "glibc malloc"
-    return f"{platform.machine()}, {os.cpu_count()} cores, {allocator}, torch {__import__('torch').__version__}"
+    return f"{cpu()}, {os.cpu_count()} cores, {allocator}, torch {__import__('torch').__version__}"
 
 
 def timed_cli(args, threads, nproc=1, script="main.py"):

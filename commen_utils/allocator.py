@@ -1,8 +1,8 @@
 """Keep freed memory for reuse instead of handing it back to the kernel.
 
 glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh mmap and unmaps it on
-free, so each large activation buffer of an eager forward pass is page-faulted in again on every call: on
-SFace at batch 32 (1 thread) that is more than half of the time (BENCHMARKS.md). Serving everything from the
+free, so each large activation buffer of an eager forward pass is page-faulted in again on every call
+(BENCHMARKS.md measures what that costs). Serving everything from the
 heap and never trimming it makes freed buffers reusable at once. Same effect as running under jemalloc with
 purging disabled, without LD_PRELOAD; the numbers computed are unchanged. The cost: the process keeps its
 peak memory until it exits.

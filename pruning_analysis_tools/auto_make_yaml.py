@@ -219,9 +219,14 @@ def make_schedule(config: ScheduleConfig) -> dict:
         if not 0 < v <= 1:
             raise UserError(f"--target_{k}_ratio {v}: must be in (0, 1]")
     if targets:
+        counted = {}  # the bisections keep landing on the same two-decimal schedules: build each once
+
         def counts(ratios):
-            macs, params = measured_counts(config.model, size, ratios, config.embedding_size, config.round_to)
-            return {"macs": macs, "params": params}
+            key = tuple(sorted((k, v) for k, v in ratios.items() if v > 0))
+            if key not in counted:
+                counted[key] = dict(zip(("macs", "params"), measured_counts(
+                    config.model, size, dict(key), config.embedding_size, config.round_to)))
+            return counted[key]
         candidates = budget_schedules(curves, layers, targets, counts)
         rule = "budget " + ", ".join(f"{k} <= {v:g}x" for k, v in targets.items())
         tried = []
