@@ -15,18 +15,22 @@ FINAL_PAIRS=${FINAL_PAIRS:-$TEST_ROOT/pair_list/orl_heldout_pairs.txt}  # identi
 TRAIN=${TRAIN:-data/train_data/orl_s1-20}                       # identities 1-20: repair, fine-tuning, calibration
 LEVELS=${LEVELS:-0.0,0.3,0.6}
 TARGET_MACS=0.5
-REPAIR_IMAGES=${REPAIR_IMAGES:-64}
-EPOCHS=${EPOCHS:-2}
+REPAIR_IMAGES=${REPAIR_IMAGES:-64}                               # repair inside the analysis and the candidate scoring
+PRUNE_REPAIR_IMAGES=${PRUNE_REPAIR_IMAGES:-200}                  # repair of the model that is kept: all of $TRAIN
+EPOCHS=${EPOCHS:-8}
+MIXUP=${MIXUP:-1}                                                # Beta(a, a) blends of two images, the teacher's embedding as target
+MILESTONE=$(( EPOCHS > 2 ? EPOCHS - 2 : 1 ))                     # lr / 10 for the last two epochs
 TRAIN_BATCH=${TRAIN_BATCH:-32}
 LATENCY_BATCHES=${LATENCY_BATCHES:-1 32}                         # batch sizes the INT8 step times
 RUN=${RUN:-work_space/demo/$(date +%Y-%m-%d-%H-%M-%S)}
 mkdir -p "$RUN"
 COMMON=(--test_root_path $TEST_ROOT --data_source lfw --device cpu --train_data_path $TRAIN)
 REPAIR=(--reconstruct $REPAIR_IMAGES)   # least-squares refit in forward order; BN re-estimation after it costs accuracy here
+PRUNE_REPAIR=(--reconstruct $PRUNE_REPAIR_IMAGES)
 ROUND=(--round_to 8)   # widths in multiples of 8: what the CPU kernels (INT8 ones above all) are fast at
 
 echo "== demo sizes: analysis on $(wc -l < $CHOICE_PAIRS) pairs at levels $LEVELS; budget ${TARGET_MACS}x MACs;" \
-     "$REPAIR_IMAGES images for repair; $EPOCHS fine-tuning epochs; final table on $(wc -l < $FINAL_PAIRS) pairs" \
+     "repair on $REPAIR_IMAGES images (analysis, candidates), $PRUNE_REPAIR_IMAGES (the kept model); $EPOCHS fine-tuning epochs; final table on $(wc -l < $FINAL_PAIRS) pairs" \
      "of unseen identities. Outputs: $RUN"
 
 echo "== 1/6 sensitivity analysis"
@@ -41,12 +45,12 @@ $PY pruning_analysis_tools/auto_make_yaml.py --csv "$CSV" --model $MODEL --targe
 
 echo "== 3/6 prune"
 $PY main.py --mode prune --model $MODEL --best_model_path $CHECKPOINT "${COMMON[@]}" --img_list_label_path $FINAL_PAIRS \
-    --yaml_path "$RUN/schedule.yaml" "${REPAIR[@]}" "${ROUND[@]}" --save_model_pt --pruned_save_model_path "$RUN" \
+    --yaml_path "$RUN/schedule.yaml" "${PRUNE_REPAIR[@]}" "${ROUND[@]}" --save_model_pt --pruned_save_model_path "$RUN" \
     --layers_out_path "$RUN/out.txt" --result_json "$RUN/prune.json"
 
-echo "== 4/6 fine-tune: distillation from the unpruned model, $EPOCHS epochs (BN statistics kept as repaired)"
+echo "== 4/6 fine-tune: distillation from the unpruned model on mixup blends, $EPOCHS epochs (BN statistics kept as repaired)"
 $PY main.py --mode finetune --pruned_checkpoint "$RUN/model_${MODEL}.pt" --teacher_path $CHECKPOINT --head none \
-    "${COMMON[@]}" --img_list_label_path $CHOICE_PAIRS --epoch $EPOCHS --milestones $EPOCHS --lr 0.001 --freeze_bn_stats \
+    "${COMMON[@]}" --img_list_label_path $CHOICE_PAIRS --epoch $EPOCHS --milestones $MILESTONE --lr 0.001 --freeze_bn_stats --mixup $MIXUP \
     --train_batch_size $TRAIN_BATCH --work_path "$RUN/finetune" --result_json "$RUN/finetune.json"
 FINETUNED=$(ls "$RUN"/finetune/*/best.pt)
 
@@ -63,6 +67,6 @@ $PY pruning_analysis_tools/report.py --variant "original=$CHECKPOINT" \
     --budgets "$RUN/schedule.json" --output_dir "$RUN/report" \
     --notes "sensitivity analysis on $CHOICE_PAIRS at levels $LEVELS" \
             "schedule: budget ${TARGET_MACS}x MACs, candidates measured on $CHOICE_PAIRS" \
-            "repair: least-squares refit of the 1x1 convs, in forward order, on $REPAIR_IMAGES images of $TRAIN" \
-            "fine-tuning: distillation from the unpruned model, $EPOCHS epochs on $TRAIN at lr 0.001, BN statistics frozen, best epoch on $CHOICE_PAIRS" \
+            "repair: least-squares refit of the 1x1 convs, in forward order, on $PRUNE_REPAIR_IMAGES images of $TRAIN" \
+            "fine-tuning: distillation from the unpruned model on mixup blends (alpha $MIXUP), $EPOCHS epochs on $TRAIN at lr 0.001 (/10 from epoch $MILESTONE), BN statistics frozen, best epoch on $CHOICE_PAIRS" \
             "INT8: OpenVINO + NNCF (settings chosen on 64 further images of $TRAIN), calibrated on 64 images of $TRAIN"

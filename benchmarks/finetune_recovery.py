@@ -27,9 +27,13 @@ from train_module.trainer import FineTuneConfig, FineTuneRun, run_finetune
 # Each row: what is changed from the trainer's distillation settings of the demo (SGD, BN statistics frozen).
 TECHNIQUES = {
     "embedding distillation": {},
+    "embedding distillation + lr x10": {"lr_scale": 10},
+    "embedding distillation + lr x10 + BN statistics trained": {"lr_scale": 10, "freeze_bn_stats": False},
+    "+ mixup 1.0 + lr x10 + BN statistics trained": {"mixup": 1.0, "lr_scale": 10, "freeze_bn_stats": False},
     "+ mixup 1.0": {"mixup": 1.0},
-    "+ mixup 1.0, lr x10": {"mixup": 1.0, "lr_scale": 10},
-    "+ mixup 1.0, BN statistics trained": {"mixup": 1.0, "freeze_bn_stats": False},
+    "+ mixup 1.0 + lr x10": {"mixup": 1.0, "lr_scale": 10},
+    "+ mixup 1.0 + BN statistics trained": {"mixup": 1.0, "freeze_bn_stats": False},
+    "+ mixup 1.0 + twice the epochs": {"mixup": 1.0, "epochs_scale": 2},
     "+ mixup 0.4": {"mixup": 0.4},
 }
 
@@ -77,7 +81,8 @@ def main():
             for name in args.techniques.split(","):
                 changes = dict(TECHNIQUES[name])
                 lr = base.lr * changes.pop("lr_scale", 1)
-                config = replace(base, lr=lr, **changes)
+                epochs = base.epochs * changes.pop("epochs_scale", 1)
+                config = replace(base, lr=lr, epochs=epochs, milestones=(max(1, epochs - 2),), **changes)
                 student = load_model(checkpoint=student_path)
                 started = time.perf_counter()
                 result = run_finetune(FineTuneRun(train_root=str(TRAIN), work_path=f"{tmp}/{start}/{name}"),

@@ -22,7 +22,7 @@ def test_demo_pipeline_on_a_tiny_configuration(tmp_path):
             shutil.copy(image, train / identity.name / image.name)
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PY=sys.executable, RUN=str(run), LEVELS="0.0,0.5", EPOCHS="1",
-               REPAIR_IMAGES="8", TRAIN_BATCH="8", LATENCY_BATCHES="1", TRAIN=str(train),
+               REPAIR_IMAGES="8", PRUNE_REPAIR_IMAGES="8", TRAIN_BATCH="8", LATENCY_BATCHES="1", TRAIN=str(train),
                CHOICE_PAIRS=str(head_of(ORL / "pair_list/orl_train_pairs.txt", tmp_path / "choice.txt", 24)),
                FINAL_PAIRS=str(head_of(ORL / "pair_list/orl_heldout_pairs.txt", tmp_path / "final.txt", 24)))
     proc = subprocess.run(["bash", str(ROOT / "demo.sh")], cwd=ROOT, env=env, capture_output=True, text=True)
