@@ -17,7 +17,7 @@ LEVELS=${LEVELS:-0.0,0.3,0.6}
 TARGET_MACS=0.5
 REPAIR_IMAGES=${REPAIR_IMAGES:-64}                               # repair inside the analysis and the candidate scoring
 PRUNE_REPAIR_IMAGES=${PRUNE_REPAIR_IMAGES:-200}                  # repair of the model that is kept: all of $TRAIN
-EPOCHS=${EPOCHS:-8}
+EPOCHS=${EPOCHS:-6}
 MIXUP=${MIXUP:-1}                                                # Beta(a, a) blends of two images, the teacher's embedding as target
 MILESTONE=$(( EPOCHS > 2 ? EPOCHS - 2 : 1 ))                     # lr / 10 for the last two epochs
 TRAIN_BATCH=${TRAIN_BATCH:-32}
@@ -50,7 +50,7 @@ $PY main.py --mode prune --model $MODEL --best_model_path $CHECKPOINT "${COMMON[
 
 echo "== 4/6 fine-tune: distillation from the unpruned model on mixup blends, $EPOCHS epochs (BN statistics kept as repaired)"
 $PY main.py --mode finetune --pruned_checkpoint "$RUN/model_${MODEL}.pt" --teacher_path $CHECKPOINT --head none \
-    "${COMMON[@]}" --img_list_label_path $CHOICE_PAIRS --epoch $EPOCHS --milestones $MILESTONE --lr 0.001 --freeze_bn_stats --mixup $MIXUP \
+    "${COMMON[@]}" --img_list_label_path $CHOICE_PAIRS --epoch $EPOCHS --milestones $MILESTONE --lr 0.001 --freeze_bn_stats --mixup $MIXUP --best_of trained \
     --train_batch_size $TRAIN_BATCH --work_path "$RUN/finetune" --result_json "$RUN/finetune.json"
 FINETUNED=$(ls "$RUN"/finetune/*/best.pt)
 
@@ -68,5 +68,5 @@ $PY pruning_analysis_tools/report.py --variant "original=$CHECKPOINT" \
     --notes "sensitivity analysis on $CHOICE_PAIRS at levels $LEVELS" \
             "schedule: budget ${TARGET_MACS}x MACs, candidates measured on $CHOICE_PAIRS" \
             "repair: least-squares refit of the 1x1 convs, in forward order, on $PRUNE_REPAIR_IMAGES images of $TRAIN" \
-            "fine-tuning: distillation from the unpruned model on mixup blends (alpha $MIXUP), $EPOCHS epochs on $TRAIN at lr 0.001 (/10 from epoch $MILESTONE), BN statistics frozen, best epoch on $CHOICE_PAIRS" \
+            "fine-tuning: distillation from the unpruned model on mixup blends (alpha $MIXUP), $EPOCHS epochs on $TRAIN at lr 0.001 (/10 from epoch $MILESTONE), BN statistics frozen, best trained epoch on $CHOICE_PAIRS" \
             "INT8: OpenVINO + NNCF (settings chosen on 64 further images of $TRAIN), calibrated on 64 images of $TRAIN"

@@ -144,6 +144,9 @@ def build_parser():
     g.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="distillation with --head none: "
                    "train on blends of two images (weights from Beta(ALPHA, ALPHA)), the teacher's embedding of "
                    "the blend as the target; 0: off")
+    g.add_argument("--best_of", choices=("all", "trained"), default="all", help="which states best.pt is chosen "
+                   "from: all (the model as given too) or trained (epochs 1..N only: after a repair fitted on the "
+                   "images the pair list is made of, the start scores higher there than elsewhere)")
     g.add_argument("--freeze_bn_stats", action="store_true", help="keep BN running statistics fixed (BN scales "
                    "and shifts still train); helps a model repaired with --bn_recalibrate, at a low --lr")
     g.add_argument("--work_path", default="work_space/finetune", help="run folders go here")
@@ -169,7 +172,7 @@ def finetune_config(args):
     return FineTuneConfig(epochs=args.epoch, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                           milestones=milestones, warmup_epochs=args.warmup_epochs, batch_size=args.train_batch_size,
                           head=args.head, margin_s=args.margin_s, margin_m=args.margin_m, kd_weight=kd_weight,
-                          seed=args.seed, shift=args.shift, mixup=args.mixup,
+                          seed=args.seed, shift=args.shift, mixup=args.mixup, best_of_trained=args.best_of == "trained",
                           freeze_bn_stats=args.freeze_bn_stats)
 
 

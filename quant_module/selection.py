@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 # Two timings of the same model differ by a few percent on a busy machine: within this, "not slower".
 LATENCY_TOLERANCE = 0.05
+# A default this far below the most accurate candidate's mean cosine has lost real accuracy (int8 products
+# saturating without VNNI, say): speed no longer decides for it, or the choice would hang on timing noise.
+COSINE_TOLERANCE = 0.01
 
 
 @dataclass
@@ -75,8 +78,14 @@ def measure(candidates: list, reference_model: Callable, images: torch.Tensor, i
 
 def best_not_slower(candidates: list) -> tuple:
     """(chosen, why). candidates[0] is the default; a later one wins on a higher mean cosine at a speed within
-    LATENCY_TOLERANCE of the default's."""
+    LATENCY_TOLERANCE of the default's. A default more than COSINE_TOLERANCE below the most accurate loses to
+    the fastest candidate within that of the most accurate."""
     default = candidates[0]
+    best = max(c.cosine_mean for c in candidates)
+    if default.cosine_mean < best - COSINE_TOLERANCE:
+        chosen = min((c for c in candidates if c.cosine_mean >= best - COSINE_TOLERANCE), key=lambda c: c.speed_key)
+        return chosen, (f"the default loses accuracy ({default.cosine_mean:.5f} mean cosine, {chosen.cosine_mean:.5f}"
+                        f" here): the fastest within {COSINE_TOLERANCE} of the most accurate")
     limit = default.speed_key * (1 + LATENCY_TOLERANCE)
     allowed = [c for c in candidates if c.speed_key <= limit]
     chosen = max(allowed, key=lambda c: c.cosine_mean)

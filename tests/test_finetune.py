@@ -165,6 +165,19 @@ def test_run_finetune_as_a_function_with_mixup_distillation(tiny_setup, tmp_path
     assert load_checkpoint(next(tmp_path.glob("*/last.pt")))[1]["metadata"]["config"]["mixup"] == 1.0
 
 
+def test_best_of_trained_keeps_a_trained_epoch_even_when_it_only_ties_the_start(tiny_setup, tmp_path):
+    tmp, train, student, pairs = tiny_setup
+    loaded, teacher = load_model(checkpoint=student), load_model("sface", SFACE).model
+    evaluator = make_evaluator("lfw", ORL, pairs, loaded.spec, batch_size=16, cache_images=True, progress=False)
+    for best_of_trained, epoch in ((False, 0), (True, 1)):  # lr 0: epoch 1 scores exactly what the start did
+        config = FineTuneConfig(epochs=1, lr=0.0, milestones=(), batch_size=8, head="none", kd_weight=1.0,
+                                freeze_bn_stats=True, best_of_trained=best_of_trained)
+        result = run_finetune(FineTuneRun(train_root=str(train), work_path=str(tmp_path / str(epoch))), loaded,
+                              evaluator, config, teacher)
+        assert load_checkpoint(result["best_checkpoint"])[1]["metadata"]["epoch"] == epoch
+        assert result["accuracy"] == result["accuracy_start"]
+
+
 def test_mixup_needs_distillation_alone(tiny_setup, tmp_path):
     line = one_line_error(run_cli(*finetune_args(tiny_setup, tmp_path, "--mixup", "1"), check=False))
     assert "--mixup" in line and "--head none" in line

@@ -112,6 +112,9 @@ def test_choice_rules():
     default, better_slow, better = candidate("a", 0.990, 10.0), candidate("b", 0.999, 12.0), candidate("c", 0.995, 10.3)
     assert best_not_slower([default, better_slow, better])[0] is better
     assert best_not_slower([default, better_slow])[0] is default
+    saturated = candidate("s", 0.92, 9.0)  # a default that lost accuracy: speed does not keep it
+    assert best_not_slower([saturated, better_slow, better])[0] is better
+    assert best_not_slower([saturated, better_slow])[0] is better_slow
     fast_bad, slow_good = candidate("x", 0.95, 2.0), candidate("y", 0.995, 5.0)
     assert fastest_accurate([fast_bad, slow_good], 0.99)[0] is slow_good
     assert fastest_accurate([fast_bad, slow_good], 0.999)[0] is slow_good  # none reaches it: most accurate
