@@ -8,10 +8,12 @@ follows it, the next conv's input channels, a flattened Linear's input blocks, o
 leader's weight.
 """
 import copy
+import math
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -35,22 +37,60 @@ class PrunableGroup:
     # (producer, its own channel indices, the group's channel each one is): behind a concatenation a
     # producer holds a slice of a wider tensor, at an offset
     slices: list = field(default_factory=list)
+    # A grouped convolution among the members splits the channels into this many equal blocks; each block
+    # must lose the same offsets, so that `groups` stays a divisor of every width (torch-pruning's way).
+    channel_groups: int = 1
+    renormalised: bool = False  # a LayerNorm reads the channels (see renormalised())
 
     @property
     def param(self):
         return f"{self.leader}.weight"
 
+    def channels_to_remove(self, scores, ratio: float, round_to: int = 1) -> list[int]:
+        return channels_to_remove(scores, ratio, round_to, self.channel_groups)
+
+
+class Edit(NamedTuple):
+    """One member's share of removing a group's channels: `handler(module, idxs)` on the module named
+    `module`; `outputs` tells whether it removes the module's output channels (a norm's features count as
+    outputs) or its input channels."""
+    module: str
+    handler: Callable
+    idxs: list
+    outputs: bool
+    # `module` names a bare nn.Parameter (a layer scale) whose channels run along this dimension
+    parameter_dim: int | None = None
+
+
+def grouped_blocks(module) -> int:
+    """How many channel blocks a grouped convolution splits its channels into (1: not grouped; a
+    depthwise conv follows its input channel by channel and needs no blocks)."""
+    return module.groups if isinstance(module, nn.Conv2d) and 1 < module.groups < module.in_channels else 1
+
 
 def unsupported_member(dep, module) -> str | None:
     """Why torch-pruning's edit of this member would not give a correct, equally shaped layer, or None.
     Such groups are left out of the prunable list, with the reason (--mode summary prints it)."""
-    if dep.target.type == tp.ops.OPTYPE.PARAMETER:
-        return f"a bare nn.Parameter ({type(module).__name__}) scales its channels"
-    if isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
-        return f"it is normalised by a {type(module).__name__}, whose statistics span the channels"
-    if isinstance(module, nn.Conv2d) and 1 < module.groups < module.in_channels:
-        return f"it feeds a grouped convolution (groups={module.groups})"
+    if dep.target.type == tp.ops.OPTYPE.PARAMETER and sum(size > 1 for size in module.shape) != 1:
+        return f"a bare nn.Parameter of shape {tuple(module.shape)} is applied to its channels"
+    if isinstance(module, nn.GroupNorm):
+        return "it is normalised by a GroupNorm, whose groups would change size"
     return None
+
+
+def renormalised(module) -> bool:
+    """A LayerNorm over the channels: once some are removed, it normalises the others by their own mean and
+    variance, so thinning is not the same as zeroing there (ConvNeXt-style blocks)."""
+    return isinstance(module, nn.LayerNorm)
+
+
+def grouping_problem(item, module, width, outputs) -> str | None:
+    """Why a grouped convolution's blocks cannot be kept equal when this group loses channels, or None: it
+    must see all of the group's channels, in order (not a slice of a concatenation)."""
+    own = module.out_channels if outputs else module.in_channels
+    if own == width and list(item.idxs) == list(item.root_idxs) == list(range(width)):
+        return None
+    return f"it reaches a grouped convolution (groups={module.groups}) through a concatenation or split"
 
 
 class ChannelGraph:
@@ -74,10 +114,16 @@ class ChannelGraph:
         for name, module in self.model.named_modules():
             if not isinstance(module, (nn.Conv2d, nn.Linear)) or name in claimed or not allowed.fullmatch(name):
                 continue
-            producers, slices, consumed, problem = [], [], False, None
-            for item in self._members(module, range(layer_width(module))):
+            width = layer_width(module)
+            producers, slices, consumed, problem, blocks, norms = [], [], False, None, 1, False
+            for item in self._members(module, range(width)):
                 dep, target = item.dep, item.dep.target.module
                 problem = problem or unsupported_member(dep, target)
+                norms = norms or renormalised(target)
+                if grouped_blocks(target) > 1:
+                    outputs = self.graph.is_out_channel_pruning_fn(dep.handler)
+                    problem = problem or grouping_problem(item, target, width, outputs)
+                    blocks = math.lcm(blocks, grouped_blocks(target))
                 if not isinstance(target, (nn.Conv2d, nn.Linear)):
                     continue
                 if self.graph.is_out_channel_pruning_fn(dep.handler):
@@ -87,12 +133,14 @@ class ChannelGraph:
                     consumed = True
             claimed.update(producers)
             # Channels nobody reads are the model's output (the embedding): never prunable.
-            if not consumed or layer_width(module) <= 1:
+            if not consumed or width <= 1:
                 continue
+            if width % blocks or width == blocks:
+                problem = problem or f"its {width} channels do not split into blocks of its grouped convolutions"
             if problem:
                 self.excluded[f"{name}.weight"] = problem
             else:
-                groups.append(PrunableGroup(name, list(dict.fromkeys(producers)), layer_width(module), slices))
+                groups.append(PrunableGroup(name, list(dict.fromkeys(producers)), width, slices, blocks, norms))
         return groups
 
     def group(self, param):
@@ -107,10 +155,19 @@ class ChannelGraph:
         for the model as it is now. A plan can be replayed on any copy of the model in that state."""
         return self._plan(self._members(self.modules[group.leader], idxs))
 
-    def _plan(self, members):
-        # Members that are not modules (tp's records of concat/split/reshape ops) hold no parameters.
-        return [(self.names[dep.target.module], dep.handler, sorted(to_plain_idxs(i)))
-                for dep, i in members if dep.target.module in self.names]
+    def _plan(self, members) -> list[Edit]:
+        # Bare parameters are named afresh: torch-pruning replaces them when it prunes them. Other members
+        # that are not modules (tp's records of concat/split/reshape ops) hold no parameters.
+        parameters = {p: name for name, p in self.model.named_parameters()}
+        plan = []
+        for dep, idxs in members:
+            target, parameter = dep.target.module, dep.target.type == tp.ops.OPTYPE.PARAMETER
+            name = parameters.get(target) if parameter else self.names.get(target)
+            if name is not None:
+                plan.append(Edit(name, dep.handler, sorted(to_plain_idxs(idxs)),
+                                 self.graph.is_out_channel_pruning_fn(dep.handler),
+                                 dep.target.pruning_dim if parameter else None))
+        return plan
 
     def remove(self, group: PrunableGroup, idxs):
         """Remove channels `idxs` of a group from this graph's own model, and return the plan. Torch-pruning
@@ -124,8 +181,17 @@ class ChannelGraph:
 
 def apply_plan(model, plan):
     modules = dict(model.named_modules())
-    for name, handler, idxs in plan:
-        handler(modules[name], idxs)
+    for edit in plan:
+        if edit.parameter_dim is None:
+            edit.handler(modules[edit.module], edit.idxs)
+        else:  # tp's parameter pruner reads its dimension from state it shares between parameters: our own
+            owner, _, attribute = edit.module.rpartition(".")
+            owner = model.get_submodule(owner)
+            old, removed = getattr(owner, attribute), set(edit.idxs)
+            keep = torch.tensor([i for i in range(old.shape[edit.parameter_dim]) if i not in removed],
+                                device=old.device)
+            setattr(owner, attribute, nn.Parameter(old.detach().index_select(edit.parameter_dim, keep),
+                                                   requires_grad=old.requires_grad))
     return model
 
 
@@ -164,9 +230,15 @@ def group_scores(model, group: PrunableGroup, criterion="l1", ranks=None):
     return total
 
 
-def channels_to_remove(scores, ratio, round_to=1):
+def channels_to_remove(scores, ratio, round_to=1, channel_groups=1):
     """floor(ratio * C) lowest-scoring channels (stable order on ties), always keeping at least one;
-    with round_to, the kept width is rounded to a multiple of it (CPU kernels like multiples of 8)."""
+    with round_to, the kept width is rounded to a multiple of it (CPU kernels like multiples of 8).
+    With channel_groups, the same offsets go in every block, chosen on the blocks' mean score."""
+    if channel_groups > 1:
+        block = len(scores) // channel_groups
+        per_block = round_to // math.gcd(round_to, channel_groups)
+        offsets = channels_to_remove(scores.reshape(channel_groups, block).mean(0), ratio, per_block)
+        return [g * block + i for g in range(channel_groups) for i in offsets]
     width = len(scores)
     keep = max(1, width - int(ratio * width + 1e-9))
     if round_to > 1 and keep > round_to:
@@ -184,7 +256,7 @@ def prune_model(model, input_size, ratios: dict, criterion="l1", ranks=None, rou
     removals = []
     for param, ratio in ratios.items():
         group = graph.group(param)
-        idxs = channels_to_remove(group_scores(model, group, criterion, ranks), ratio, round_to)
+        idxs = group.channels_to_remove(group_scores(model, group, criterion, ranks), ratio, round_to)
         if idxs:
             removals.append((group, idxs))
     return [graph.remove(group, idxs) for group, idxs in removals]
@@ -194,7 +266,7 @@ def prune_model(model, input_size, ratios: dict, criterion="l1", ranks=None, rou
 def feature_module(graph, group):
     """Where HRank reads a group's feature maps: the leader's activation (else its BN, else the conv)."""
     parent = group.leader.rpartition(".")[0]
-    members = [name for name, _, _ in graph.plan(group, [0]) if name.startswith(parent)]
+    members = [edit.module for edit in graph.plan(group, [0]) if edit.module.startswith(parent)]
     for kinds in ((nn.PReLU, nn.ReLU, nn.Hardswish), (nn.BatchNorm2d,)):
         for name in members:
             if isinstance(graph.modules[name], kinds):
@@ -367,9 +439,8 @@ def removed_channels(plans):
     """({module: input channels removed}, {module: output channels removed}) over all plans."""
     removed_in, removed_out = {}, {}
     for plan in plans:
-        for name, handler, idxs in plan:
-            target = removed_out if handler.__name__ == "prune_out_channels" else removed_in
-            target.setdefault(name, set()).update(idxs)
+        for edit in plan:
+            (removed_out if edit.outputs else removed_in).setdefault(edit.module, set()).update(edit.idxs)
     return removed_in, removed_out
 
 
@@ -429,7 +500,9 @@ def summarize(loaded):
     print(f"{len(graph.groups)} prunable layers (leader weight, width, coupled producers):")
     for g in graph.groups:
         others = [p for p in g.producers if p != g.leader]
-        print(f"  {g.param:40s} {g.width:5d}  {', '.join(others[:4])}{' ...' if len(others) > 4 else ''}")
+        width = f"{g.width} = {g.channel_groups}x{g.width // g.channel_groups}" if g.channel_groups > 1 else g.width
+        coupled = f"{', '.join(others[:4])}{' ...' if len(others) > 4 else ''}{' (LayerNorm)' if g.renormalised else ''}"
+        print(f"  {g.param:40s} {width:>5}  {coupled}")
     if graph.excluded:
         print(f"{len(graph.excluded)} layer(s) that cannot be pruned:")
         for param, why in graph.excluded.items():
@@ -467,8 +540,8 @@ def prune_and_repair(model, input_size, ratios, criterion="l1", ranks=None, roun
 
 def consumers_of(plans, modules):
     """The 1x1 convs whose input channels these plans remove: what reconstruction can refit."""
-    return sorted({name for plan in plans for name, handler, _ in plan
-                   if handler.__name__ == "prune_in_channels" and reconstructable(modules[name])})
+    return sorted({edit.module for plan in plans for edit in plan
+                   if not edit.outputs and reconstructable(modules[edit.module])})
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from commen_utils.errors import UserError
 from commen_utils.graph_split import GraphSplitter
 from commen_utils.model_stats import ThinnedMacs, count_params
 from commen_utils.timestamp import time_stamp
-from pruning import (ChannelGraph, apply_plan, call_order, channels_to_remove, consumers_of,
+from pruning import (ChannelGraph, apply_plan, call_order, consumers_of,
                      following_norms, group_scores, input_grams, recalibrate_bn, reconstruct)
 from test_module.evaluate import hidden
 
@@ -95,7 +95,7 @@ class SensitivityAnalysis:
         return self.evaluator.score(outputs)["headline"], outputs
 
     def _pruned(self, group, level, scores):
-        plan = self.graph.plan(group, channels_to_remove(scores, level))
+        plan = self.graph.plan(group, group.channels_to_remove(scores, level))
         model = apply_plan(copy.deepcopy(self.model), plan)
         if self.grams is not None:
             reconstruct(model, self.model, [plan], self.grams, self.following)
@@ -108,7 +108,7 @@ class SensitivityAnalysis:
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and self.position.get(name, -1) >= first}
 
     def members(self, group):
-        return {name for name, _, _ in self.graph.plan(group, [0])}
+        return {edit.module for edit in self.graph.plan(group, [0])}
 
     def cut_of(self, group):
         """Where the part of the model that pruning `group` changes begins (None: re-run the whole model)."""

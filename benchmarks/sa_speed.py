@@ -59,8 +59,8 @@ def ceilings(pairs, levels, batch):
     from_cut, from_mixing = [], []
     for group in analysis.graph.groups:
         from_cut.append(share_from(analysis.cut_of(group)))
-        mixing = {name for name, handler, _ in analysis.graph.plan(group, [0])
-                  if handler.__name__ == "prune_in_channels" and getattr(modules[name], "groups", 1) == 1}
+        mixing = {edit.module for edit in analysis.graph.plan(group, [0])
+                  if not edit.outputs and getattr(modules[edit.module], "groups", 1) == 1}
         from_mixing.append(share_from(analysis.splitter.cut_before(mixing)))
     return whole, from_cut, from_mixing
 

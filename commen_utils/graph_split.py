@@ -1,12 +1,22 @@
 """Split a model into the part before a layer and the part from it on, so that sensitivity analysis computes
 the unchanged part once. torch.fx traces the forward; a cut is legal where exactly one value is alive (every
 chain link, and every residual-block boundary)."""
+import torch.nn as nn
 import torch.fx as fx
+
+# Layers whose shapes pruning changes: traced through, a subclass's forward would bake its shape into the
+# graph as a constant (torchvision's LayerNorm2d passes `self.normalized_shape` to F.layer_norm).
+SHAPED_LAYERS = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
+
+
+class _ShapedLayersAsLeaves(fx.Tracer):
+    def is_leaf_module(self, module, qualified_name):
+        return isinstance(module, SHAPED_LAYERS) or super().is_leaf_module(module, qualified_name)
 
 
 class GraphSplitter:
     def __init__(self, model):
-        self.graph = fx.symbolic_trace(model).graph
+        self.graph = _ShapedLayersAsLeaves().trace(model)
         self.nodes = list(self.graph.nodes)
         self.index = {n: i for i, n in enumerate(self.nodes)}
 

@@ -6,9 +6,10 @@ import copy
 
 import pytest
 import torch
+import torch.nn as nn
 import torchvision
 
-from pruning import ChannelGraph, apply_plan, channels_to_remove, group_scores, prune_model
+from pruning import ChannelGraph, apply_plan, group_scores, prune_model
 from tests.helpers import randomize, zero_channels
 
 SIZE = (64, 64)
@@ -39,7 +40,7 @@ def test_each_group_thins_as_zeroing(model_and_graph):
     x = torch.randn(2, 3, *SIZE)
     step = max(1, len(graph.groups) // SAMPLED)
     for group in graph.groups[::step][:SAMPLED + 1]:
-        plan = graph.plan(group, channels_to_remove(group_scores(model, group), 0.4))
+        plan = graph.plan(group, group.channels_to_remove(group_scores(model, group), 0.4))
         with torch.no_grad():
             expected = zero_channels(copy.deepcopy(model), plan)(x)
             got = apply_plan(copy.deepcopy(model), plan)(x)
@@ -52,7 +53,7 @@ def test_all_groups_pruned_together_equal_the_zeroed_model(model_and_graph):
     ratios = {g.param: 0.3 for g in graph.groups}
     reference = copy.deepcopy(model)
     for group in graph.groups:  # plans on the unpruned model, all silenced at once
-        zero_channels(reference, graph.plan(group, channels_to_remove(group_scores(model, group), 0.3)))
+        zero_channels(reference, graph.plan(group, group.channels_to_remove(group_scores(model, group), 0.3)))
     pruned = copy.deepcopy(model)
     prune_model(pruned, SIZE, ratios)
     with torch.no_grad():
@@ -60,15 +61,36 @@ def test_all_groups_pruned_together_equal_the_zeroed_model(model_and_graph):
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())
 
 
-def test_unprunable_groups_are_named_with_their_reason():
-    graph = ChannelGraph(torchvision_model("regnet_y_400mf"), SIZE)
-    assert any("grouped convolution" in why for why in graph.excluded.values())
-    param = next(iter(graph.excluded))
-    with pytest.raises(Exception, match="cannot be pruned: .*grouped convolution"):
-        graph.group(param)
+def test_grouped_convs_and_layernorm_are_pruned_not_excluded():
+    regnet = ChannelGraph(torchvision_model("regnet_y_400mf"), SIZE)
     convnext = ChannelGraph(torchvision_model("convnext_tiny"), SIZE)
-    assert any("LayerNorm" in why for why in convnext.excluded.values())
-    assert convnext.groups  # the MLPs' hidden widths (Linear leaders) are prunable
+    assert not regnet.excluded and not convnext.excluded
+    assert {g.channel_groups for g in regnet.groups} > {1}  # the grouped convs' blocks
+    assert any(g.renormalised for g in convnext.groups)  # the residual streams under LayerNorm
+
+
+class ConcatIntoGroupedConv(nn.Module):
+    """A grouped conv reading a concatenation (its blocks straddle two producers), and a GroupNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.left, self.right = nn.Conv2d(3, 6, 1), nn.Conv2d(3, 2, 1)
+        self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=4)
+        self.conv, self.norm, self.head = nn.Conv2d(8, 8, 1), nn.GroupNorm(2, 8), nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.grouped(torch.cat([self.left(x), self.right(x)], 1))
+        return self.head(self.norm(self.conv(x))).mean((2, 3))
+
+
+def test_unprunable_groups_are_named_with_their_reason():
+    graph = ChannelGraph(ConcatIntoGroupedConv(), (8, 8))
+    assert set(graph.excluded) == {"left.weight", "right.weight", "conv.weight"}
+    assert "grouped convolution (groups=4) through a concatenation" in graph.excluded["left.weight"]
+    assert "GroupNorm" in graph.excluded["conv.weight"]
+    assert [g.param for g in graph.groups] == ["grouped.weight"]
+    with pytest.raises(Exception, match="left.weight: cannot be pruned: .*grouped convolution"):
+        graph.group("left.weight")
 
 
 def test_a_concatenating_face_model_by_file_through_every_step(tmp_path):
@@ -101,3 +123,34 @@ def test_a_concatenating_face_model_by_file_through_every_step(tmp_path):
             "--validation_images", "8", "--latency_batches", "1", "--latency_repeats", "2",
             "--quantized_save_model_path", tmp_path / "q", "--result_json", tmp_path / "q.json", *common[2:])
     assert read_json(tmp_path / "q.json")["cosine_mean"] > 0.9
+
+
+def tiny_regnet_and_convnext():
+    """RegNet (grouped convs, squeeze-excitation) and ConvNeXt (permutes, LayerNorm, layer scale), sized
+    for a unit test."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+    from torchvision.models.regnet import BlockParams, RegNet
+
+    torch.manual_seed(0)
+    regnet = RegNet(BlockParams.from_init_params(depth=2, w_0=16, w_a=8, w_m=2, group_width=4), num_classes=8)
+    convnext = ConvNeXt([CNBlockConfig(8, 16, 1), CNBlockConfig(16, None, 1)], num_classes=8)
+    return {"regnet": randomize(regnet), "convnext": randomize(convnext)}
+
+
+def test_sensitivity_fast_path_equals_naive_on_grouped_convs_and_layernorm(tmp_path):
+    from model_define.registry import InputSpec
+    from sensitivity_analysis import SensitivityAnalysis
+    from test_module.evaluate import make_evaluator
+    from tests.cli import ORL, subset_pairs
+
+    evaluator = make_evaluator("lfw", ORL, subset_pairs(tmp_path, 12), InputSpec((112, 112)), batch_size=16,
+                               cache_images=True, progress=False)
+    for name, model in tiny_regnet_and_convnext().items():
+        rows = {}
+        for naive in (False, True):
+            analysis = SensitivityAnalysis(model, (112, 112), evaluator, naive=naive)
+            assert naive or analysis.splitter is not None, name
+            baseline = analysis.baseline()
+            rows[naive] = [row for group in analysis.graph.groups for row in analysis.rows(group, [0.0, 0.5], baseline)]
+        assert rows[False] == rows[True], name
+        assert len(rows[False]) == 2 * len(analysis.graph.groups) and not analysis.graph.excluded, name

@@ -9,7 +9,7 @@ from commen_utils.checkpoint import load_checkpoint, save_checkpoint
 from model_define import create_model, get_entry
 from model_define.keep import layer_width, record_keep
 from model_define.loading import load_model
-from pruning import ChannelGraph, apply_plan, channels_to_remove, group_scores, prune_model
+from pruning import ChannelGraph, apply_plan, group_scores, prune_model
 from tests.helpers import randomize, zero_channels
 
 ZOO = ["sface", "mobilefacenet", "mobilefacenet_y2", "resnet34", "resnet50", "resnet100", "resnet50_imagenet",
@@ -35,7 +35,7 @@ def test_thinning_equals_zeroing(name):
     graph = ChannelGraph(model, size)
     assert graph.groups, name
     for param, group in pick_groups(graph).items():
-        idxs = channels_to_remove(group_scores(model, group), 0.4)
+        idxs = group.channels_to_remove(group_scores(model, group), 0.4)
         plan = graph.plan(group, idxs)
         pruned = apply_plan(copy.deepcopy(model), plan)
         reference = zero_channels(copy.deepcopy(model), plan)

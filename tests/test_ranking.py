@@ -23,6 +23,15 @@ def test_channels_to_remove_keeps_one_and_rounds():
     assert len(channels_to_remove(torch.arange(20.0), 0.3, round_to=8)) == 20 - 16
 
 
+def test_channels_to_remove_takes_the_same_offsets_in_every_block_of_a_grouped_conv():
+    # 3 blocks of 4; offset 2 scores lowest on the blocks' mean although block 0 alone would drop offset 0
+    scores = torch.tensor([0.0, 5.0, 1.0, 6.0, 9.0, 5.0, 1.0, 6.0, 9.0, 5.0, 1.0, 6.0])
+    assert channels_to_remove(scores, 0.25, channel_groups=3) == [2, 6, 10]
+    assert channels_to_remove(scores, 0.5, channel_groups=3) == [1, 2, 5, 6, 9, 10]  # means 6, 5, 1, 6
+    # round_to counts the whole width: 3 blocks x 2 kept offsets = 6, a multiple of 6 (2 per block)
+    assert len(channels_to_remove(torch.arange(24.0), 0.4, round_to=6, channel_groups=3)) == 24 - 12
+
+
 def test_hrank_ranks_per_channel():
     model = randomize(create_model("mobilefacenet", embedding_size=16))
     graph = ChannelGraph(model, (112, 112))
