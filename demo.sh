@@ -67,6 +67,6 @@ $PY pruning_analysis_tools/report.py --variant "original=$CHECKPOINT" \
     --budgets "$RUN/schedule.json" --output_dir "$RUN/report" \
     --notes "sensitivity analysis on $CHOICE_PAIRS at levels $LEVELS" \
             "schedule: budget ${TARGET_MACS}x MACs, candidates measured on $CHOICE_PAIRS" \
-            "repair: least-squares refit of the 1x1 convs, in forward order, on $PRUNE_REPAIR_IMAGES images of $TRAIN" \
+            "repair: least-squares refit of the layers that lost inputs, in forward order, on $PRUNE_REPAIR_IMAGES images of $TRAIN" \
             "fine-tuning: distillation from the unpruned model on mixup blends (alpha $MIXUP), $EPOCHS epochs on $TRAIN at lr 0.001 (/10 from epoch $MILESTONE), BN statistics frozen, best trained epoch on $CHOICE_PAIRS" \
             "INT8: OpenVINO + NNCF (settings chosen on 64 further images of $TRAIN), calibrated on 64 images of $TRAIN"

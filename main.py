@@ -231,7 +231,7 @@ def run(args):
     loaded = load_model(args.model, checkpoint, args.from_data_parallel, args.input_size, args.embedding_size,
                         args.device, preprocess)
     if args.mode == "summary":
-        from pruning import summarize
+        from prune_module.summary import summarize
         return summarize(loaded)
     for flag in ("test_root_path", "img_list_label_path"):
         if not getattr(args, flag):
@@ -265,7 +265,7 @@ def run(args):
     images = sample_images(args.train_data_path, loaded.spec, needed) if needed else None
     ranks = None
     if criterion == "hrank":
-        from pruning import load_or_compute_ranks
+        from prune_module.hrank import load_or_compute_ranks
         ranks = load_or_compute_ranks(loaded, evaluator, args.hrank_batches, args.rank_path)
     if args.mode == "sa":
         from sensitivity_analysis import run_sensitivity

@@ -23,8 +23,9 @@ from commen_utils.errors import UserError
 from commen_utils.graph_split import GraphSplitter
 from commen_utils.model_stats import ThinnedMacs, count_params
 from commen_utils.timestamp import time_stamp
-from pruning import (ChannelGraph, apply_plan, call_order, consumers_of,
-                     following_norms, group_scores, input_grams, recalibrate_bn, reconstruct)
+from prune_module.criteria import group_scores
+from prune_module.graph import ChannelGraph, apply_plan, call_order
+from prune_module.repair import following_norms, input_grams, recalibrate_bn, reconstruct, refittable_consumers
 from test_module.evaluate import hidden
 
 # Distiller's five columns, then ours: the pruned model's size, the mean cosine between its outputs and the
@@ -63,7 +64,7 @@ class SensitivityAnalysis:
                  reconstruction=None, cache_bytes=None):
         """calibration: training images for adaptive-BN evaluation (EagleEye): after pruning, the statistics
         of every BN from the pruned group on are re-estimated on them before the pair list is scored.
-        reconstruction: training images on which the 1x1 convs that lose inputs are refitted, as prune
+        reconstruction: training images on which the layers that lose inputs are refitted, as prune
         mode's --reconstruct does, so that the curves predict what pruning will really cost.
         cache_bytes: most memory cached activations may take (default: half of what is available)."""
         self.model, self.input_size, self.evaluator = model.eval(), tuple(input_size), evaluator
@@ -75,12 +76,8 @@ class SensitivityAnalysis:
         self.macs = ThinnedMacs(model, input_size)
         self.reconstruction_images = 0 if reconstruction is None else len(reconstruction)
         self.weights = weights_digest(model)
-        self.grams = self.following = None
-        if reconstruction is not None:
-            plans = [self.graph.plan(g, [0]) for g in self.graph.groups]
-            self.grams = input_grams(model, reconstruction, consumers_of(plans, self.graph.modules),
-                                     evaluator.batch_size)
-            self.following = following_norms(model, input_size)
+        self.reconstruction, self._grams = reconstruction, (None, None)
+        self.following = None if reconstruction is None else following_norms(model, input_size)
         self.splitter = self._cached = None
         if not naive:
             try:
@@ -97,9 +94,17 @@ class SensitivityAnalysis:
     def _pruned(self, group, level, scores):
         plan = self.graph.plan(group, group.channels_to_remove(scores, level))
         model = apply_plan(copy.deepcopy(self.model), plan)
-        if self.grams is not None:
-            reconstruct(model, self.model, [plan], self.grams, self.following)
+        if self.reconstruction is not None:
+            reconstruct(model, self.model, [plan], self.grams_of(group), self.following)
         return model
+
+    def grams_of(self, group):
+        """The input grams of the layers that pruning `group` makes refit, for one group at a time (those of a
+        model's every k x k conv together would not fit in memory)."""
+        if self._grams[0] != group.param:
+            layers = refittable_consumers([self.graph.plan(group, [0])], self.graph.modules)
+            self._grams = (group.param, input_grams(self.model, self.reconstruction, layers, self.evaluator.batch_size))
+        return self._grams[1]
 
     def _norms_from(self, members):
         """Names of the BNs called at or after a group's first member: those whose inputs pruning changes."""

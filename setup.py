@@ -12,6 +12,7 @@ setup(
     description="Measure, prune, fine-tune and quantize face-recognition CNNs",
     python_requires=">=3.10",
     packages=find_packages(include=["commen_utils", "model_define", "test_module", "train_module", "quant_module",
+                                    "prune_module",
                                     "pruning_analysis_tools", "data"]),
     py_modules=["main", "pruning", "sensitivity_analysis", "quantization", "dataloader"],
     install_requires=[r for r in requirements if r and not r.startswith("pytest")],

@@ -20,7 +20,9 @@ from commen_utils.model_stats import count_macs
 from dataloader import sample_images
 from model_define.keep import record_keep
 from model_define.loading import load_model
-from pruning import ChannelGraph, Repair, prune_and_repair
+from prune_module.graph import ChannelGraph
+from prune_module.repair import Repair
+from prune_module.thinning import prune_and_repair
 from test_module.evaluate import make_evaluator
 from train_module.trainer import FineTuneConfig, FineTuneRun, run_finetune
 

@@ -15,7 +15,8 @@ from commen_utils.latency import median_latency_ms
 from commen_utils.model_stats import count_macs
 from commen_utils.torchscript_io import freeze_for_inference
 from model_define.loading import load_model
-from pruning import ChannelGraph, prune_model
+from prune_module.graph import ChannelGraph
+from prune_module.thinning import prune_model
 
 
 def uniform(model, ratio, round_to):

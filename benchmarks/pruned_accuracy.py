@@ -18,8 +18,10 @@ from common import ORL, PAIRS, SFACE, TRAIN, TRAIN_PAIRS, machine, reuse_memory,
 from commen_utils.model_stats import count_macs
 from dataloader import sample_images
 from model_define.loading import load_model
-from pruning import (ChannelGraph, Repair, consumers_of, following_norms, input_grams, prune_and_repair, prune_model,
-                     recalibrate_bn, reconstruct)
+from prune_module.graph import ChannelGraph
+from prune_module.repair import (Repair, following_norms, input_grams, recalibrate_bn, reconstruct,
+                                 refittable_consumers)
+from prune_module.thinning import prune_and_repair, prune_model
 from pruning_analysis_tools.auto_make_yaml import budget_schedules, faithful_schedule
 from pruning_analysis_tools.curves import read_curves
 from test_module.evaluate import make_evaluator
@@ -64,14 +66,14 @@ def main():
         return {"macs": macs(ratios), "params": 1}
 
     def score(ratios, repair, evaluator=final):
-        pruned = prune_and_repair(copy.deepcopy(model), size, {k: v for k, v in ratios.items() if v > 0},
-                                  repair=repair)
+        pruned = copy.deepcopy(model)
+        prune_and_repair(pruned, size, {k: v for k, v in ratios.items() if v > 0}, repair=repair)
         return evaluator(pruned)["headline"], count_macs(pruned, size) / base_macs
 
     def score_previous_repair(ratios):
         pruned, graph = copy.deepcopy(model), ChannelGraph(model, size)
         plans = prune_model(pruned, size, ratios, graph=graph)
-        grams = input_grams(model, images, consumers_of(plans, graph.modules))
+        grams = input_grams(model, images, refittable_consumers(plans, graph.modules))
         reconstruct(pruned, model, plans, grams, following_norms(model, size))
         recalibrate_bn(pruned, images)
         return final(pruned)["headline"], count_macs(pruned, size) / base_macs

@@ -21,7 +21,7 @@ def add_repair_flags(group):
                        help="re-estimate BN statistics on N training images after thinning (sa: adaptive-BN "
                             "evaluation of every level)")
     group.add_argument("--reconstruct", type=int, default=0, metavar="N",
-                       help="refit the 1x1 convs that lose inputs by least squares on N training images")
+                       help="refit the convs and linear layers that lose inputs by least squares on N training images")
     group.add_argument("--train_data_path", default=DEFAULT_TRAIN_DATA,
                        help="ImageFolder of identities, for repair, fine-tuning and calibration (never the test pairs)")
 

@@ -3,6 +3,8 @@
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from commen_utils.hooks import forward_hooks
+
 
 def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -29,18 +31,18 @@ class ThinnedMacs:
     A model with MACs outside nn.Conv2d / nn.Linear modules (functional calls) is counted each time."""
 
     def __init__(self, model, input_size):
-        self.input_size, positions, hooks = tuple(input_size), {}, []
-        for name, module in model.named_modules():
-            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-                def record(module, inputs, output, name=name):
-                    channels = output.shape[1] if isinstance(module, torch.nn.Conv2d) else output.shape[-1]
-                    positions[name] = positions.get(name, 0) + output.numel() // channels
-                hooks.append(module.register_forward_hook(record))
-        try:
+        self.input_size, positions = tuple(input_size), {}
+
+        def record(name):
+            def count(module, inputs, output):
+                channels = output.shape[1] if isinstance(module, torch.nn.Conv2d) else output.shape[-1]
+                positions[name] = positions.get(name, 0) + output.numel() // channels
+            return count
+
+        layers = {m: record(name) for name, m in model.named_modules()
+                  if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+        with forward_hooks(layers):
             total = count_macs(model, input_size)
-        finally:
-            for hook in hooks:
-                hook.remove()
         self.positions = positions if total == self._sum(positions, dict(model.named_modules())) else None
 
     @staticmethod

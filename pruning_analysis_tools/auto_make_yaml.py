@@ -45,7 +45,7 @@ def measured_counts(model_name, input_size, ratios, embedding_size=None, round_t
     """(MACs, params) of the model pruned by `ratios`: counts depend on widths only, not on weights."""
     from commen_utils.model_stats import count_macs, count_params
     from model_define import create_model
-    from pruning import prune_model
+    from prune_module.thinning import prune_model
 
     model = create_model(model_name, input_size, embedding_size).eval()
     prune_model(model, input_size, {k: v for k, v in ratios.items() if v > 0}, round_to=round_to)
@@ -135,7 +135,8 @@ def measured_choice(config: "ScheduleConfig", candidates, size):
 
     from dataloader import sample_images
     from model_define.loading import load_model
-    from pruning import Repair, prune_and_repair
+    from prune_module.repair import Repair
+    from prune_module.thinning import prune_and_repair
     from test_module.evaluate import evaluator_from_config
 
     loaded = load_model(config.model, config.checkpoint, input_size=size, embedding_size=config.embedding_size)
@@ -146,8 +147,9 @@ def measured_choice(config: "ScheduleConfig", candidates, size):
                     config.reconstruct, config.bn_recalibrate)
     scores = {}
     for name, (ratios, reached) in candidates.items():
-        model = prune_and_repair(copy.deepcopy(loaded.model), size, {k: v for k, v in ratios.items() if v > 0},
-                                 round_to=config.round_to, repair=repair)
+        model = copy.deepcopy(loaded.model)
+        prune_and_repair(model, size, {k: v for k, v in ratios.items() if v > 0}, round_to=config.round_to,
+                         repair=repair)
         scores[name] = evaluator(model)["headline"]
         print(f"candidate {name}: MACs {reached['macs']:.3f}x, measured {scores[name]:.4f}")
     best = max(scores, key=scores.get)  # ties: the earlier candidate, uniform first

@@ -89,7 +89,7 @@ def measure(config: ReportConfig) -> dict:
 
     from commen_utils.latency import median_latency_ms
     from model_define.loading import load_model
-    from pruning import keep_widths
+    from prune_module.summary import keep_widths
     from test_module.evaluate import evaluator_from_config
 
     if any(not label or not path for label, path in config.variants):

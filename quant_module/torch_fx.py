@@ -22,6 +22,7 @@ from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 from tqdm import tqdm
 
 from commen_utils.checkpoint import load_weights
+from commen_utils.hooks import forward_hooks
 from commen_utils.latency import median_ms
 
 ENGINES = ("x86", "fbgemm")
@@ -134,12 +135,8 @@ def faster_integer_prelus(model, input_size, batch, backend):
             shapes[name] = tuple(inputs[0].shape)
         return hook
 
-    hooks = [model.get_submodule(name).register_forward_hook(record(name)) for name in prelu_names(model)]
-    try:
+    with forward_hooks({model.get_submodule(name): record(name) for name in prelu_names(model)}):
         model.eval()(torch.zeros(batch, 3, *input_size))
-    finally:
-        for hook in hooks:
-            hook.remove()
     timings = {shape: prelu_microseconds(shape) for shape in set(shapes.values())}
     return [name for name, shape in shapes.items() if timings[shape][0] < timings[shape][1]]
 

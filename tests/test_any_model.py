@@ -9,7 +9,9 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from pruning import ChannelGraph, apply_plan, group_scores, prune_model
+from prune_module.criteria import group_scores
+from prune_module.graph import ChannelGraph, apply_plan
+from prune_module.thinning import prune_model
 from tests.helpers import randomize, zero_channels
 
 SIZE = (64, 64)

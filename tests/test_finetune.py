@@ -16,7 +16,8 @@ import torch
 from commen_utils.checkpoint import load_checkpoint, save_checkpoint
 from model_define.keep import record_keep
 from model_define.loading import load_model
-from pruning import ChannelGraph, prune_model
+from prune_module.graph import ChannelGraph
+from prune_module.thinning import prune_model
 from tests.cli import ORL, ROOT, SFACE, one_line_error, read_json, run_cli, subset_pairs
 from test_module.evaluate import make_evaluator
 from train_module.heads import ArcFace, CosFace, embedding_distillation

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from commen_utils.model_stats import ThinnedMacs, count_macs
 from model_define import create_model, get_entry
-from pruning import ChannelGraph, prune_model
+from prune_module.graph import ChannelGraph
+from prune_module.thinning import prune_model
 
 
 @pytest.mark.parametrize("name", ["mobilefacenet", "shufflefacenet_v2"])

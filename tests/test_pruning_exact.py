@@ -9,7 +9,9 @@ from commen_utils.checkpoint import load_checkpoint, save_checkpoint
 from model_define import create_model, get_entry
 from model_define.keep import layer_width, record_keep
 from model_define.loading import load_model
-from pruning import ChannelGraph, apply_plan, group_scores, prune_model
+from prune_module.criteria import group_scores
+from prune_module.graph import ChannelGraph, apply_plan
+from prune_module.thinning import prune_model
 from tests.helpers import randomize, zero_channels
 
 ZOO = ["sface", "mobilefacenet", "mobilefacenet_y2", "resnet34", "resnet50", "resnet100", "resnet50_imagenet",

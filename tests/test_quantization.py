@@ -11,7 +11,8 @@ from commen_utils import openvino_io
 from commen_utils.cpu_isa import read_cpu_isa
 from dataloader import sample_images
 from model_define.loading import load_model
-from pruning import ChannelGraph, prune_model
+from prune_module.graph import ChannelGraph
+from prune_module.thinning import prune_model
 from quant_module import openvino_ptq, torch_fx
 from quant_module.selection import Candidate, best_not_slower, fastest_accurate
 from quantization import default_backend

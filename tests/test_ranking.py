@@ -3,7 +3,10 @@ import torch
 import torch.nn as nn
 
 from model_define import create_model
-from pruning import ChannelGraph, channels_to_remove, fpgm_scores, hrank_ranks, l1_scores, prune_model
+from prune_module.criteria import fpgm_scores, l1_scores
+from prune_module.graph import ChannelGraph, channels_to_remove
+from prune_module.hrank import hrank_ranks
+from prune_module.thinning import prune_model
 from tests.helpers import randomize
 
 

@@ -5,7 +5,8 @@ import copy
 import torch
 
 from model_define import create_model
-from pruning import Repair, prune_and_repair
+from prune_module.repair import Repair
+from prune_module.thinning import prune_and_repair
 from tests.helpers import randomize
 
 
@@ -15,8 +16,9 @@ def test_reconstruction_brings_outputs_closer():
     calibration, other = torch.randn(48, 3, 112, 112), torch.randn(8, 3, 112, 112)
     ratios = {"conv_23.conv.conv.weight": 0.5, "conv_4.model.0.conv.conv.weight": 0.5,
               "conv_45.conv.conv.weight": 0.5}
-    plain = prune_and_repair(copy.deepcopy(model), (112, 112), ratios)
-    refit = prune_and_repair(copy.deepcopy(model), (112, 112), ratios, repair=Repair(calibration, 48, 0))
+    plain, refit = copy.deepcopy(model), copy.deepcopy(model)
+    prune_and_repair(plain, (112, 112), ratios)
+    prune_and_repair(refit, (112, 112), ratios, repair=Repair(calibration, 48, 0))
     with torch.no_grad():
         for x in (calibration[:8], other):
             reference = model(x)

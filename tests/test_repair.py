@@ -3,18 +3,21 @@ refitting every layer from the unpruned inputs, and the two agree when only one 
 sensitivity analysis case)."""
 import copy
 
+import pytest
 import torch
 import torch.nn as nn
 
-from pruning import (ChannelGraph, call_order, consumers_of, following_norms, input_grams, prune_model,
-                     reconstruct, reconstruct_sequentially)
+from prune_module.graph import ChannelGraph, call_order
+from prune_module.repair import (following_norms, input_grams, reconstruct, reconstruct_sequentially,
+                                 refit_problem, refittable_consumers)
+from prune_module.thinning import prune_model
 from tests.helpers import randomize
 
 SIZE = (16, 16)
 
 
-def block(i, o, k=1):
-    return [nn.Conv2d(i, o, k, padding=k // 2, bias=False), nn.BatchNorm2d(o), nn.PReLU(o)]
+def block(i, o, k=1, stride=1):
+    return [nn.Conv2d(i, o, k, stride, padding=k // 2, bias=False), nn.BatchNorm2d(o), nn.PReLU(o)]
 
 
 def chain():
@@ -22,8 +25,15 @@ def chain():
     return randomize(nn.Sequential(*block(3, 16, 3), *block(16, 24), *block(24, 24), nn.Conv2d(24, 8, 1)))
 
 
-def repaired(ratios, sequential):
-    model = chain()
+def spatial_chain():
+    """A strided 3x3 conv and a Linear (after pooling, with a BatchNorm1d) lose inputs."""
+    torch.manual_seed(0)
+    return randomize(nn.Sequential(*block(3, 16, 3), *block(16, 24, 3, stride=2), nn.AdaptiveAvgPool2d(2),
+                                   nn.Flatten(), nn.Linear(96, 8, bias=False), nn.BatchNorm1d(8)))
+
+
+def repaired(ratios, sequential, build=chain):
+    model = build()
     original, graph = copy.deepcopy(model), ChannelGraph(model, SIZE)
     images = torch.randn(64, 3, *SIZE, generator=torch.Generator().manual_seed(1))
     plans = prune_model(model, SIZE, ratios, graph=graph)
@@ -33,14 +43,14 @@ def repaired(ratios, sequential):
     if sequential:
         reconstruct_sequentially(model, original, plans, images, norms, call_order(original, SIZE), batch_size=16)
     else:
-        grams = input_grams(original, images, consumers_of(plans, graph.modules), batch_size=16)
+        grams = input_grams(original, images, refittable_consumers(plans, graph.modules), batch_size=16)
         reconstruct(model, original, plans, grams, norms)
     return model, original, images
 
 
 @torch.no_grad()
-def error(ratios, sequential):
-    model, original, images = repaired(ratios, sequential)
+def error(ratios, sequential, build=chain):
+    model, original, images = repaired(ratios, sequential, build)
     return (model(images) - original(images)).pow(2).mean().item()
 
 
@@ -50,9 +60,32 @@ def test_sequential_refit_beats_refitting_from_unpruned_inputs():
     assert sequential < independent < 0.5 * none, (none, independent, sequential)
 
 
-def test_one_group_both_refits_agree():
-    one = {"3.weight": 0.4}
-    a, _, _ = repaired(one, sequential=True)
-    b, _, _ = repaired(one, sequential=False)
+@pytest.mark.parametrize("build, group", [(chain, "3.weight"), (spatial_chain, "0.weight"),
+                                          (spatial_chain, "3.weight")])
+def test_one_group_both_refits_agree(build, group):
+    a, _, _ = repaired({group: 0.4}, sequential=True, build=build)
+    b, _, _ = repaired({group: 0.4}, sequential=False, build=build)
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(p, q, atol=1e-5), name
+
+
+@pytest.mark.parametrize("group", ["0.weight", "3.weight"])  # a strided 3x3 conv, a Linear lose inputs
+def test_kxk_convs_and_linears_are_refitted(group):
+    none, sequential = (error({group: 0.5}, s, spatial_chain) for s in (None, True))
+    assert sequential < 0.5 * none, (none, sequential)
+
+
+def test_layers_least_squares_cannot_refit_say_why():
+    assert refit_problem(nn.Conv2d(8, 8, 3, groups=2)) == "grouped convolution (groups=2)"
+    assert "reflect" in refit_problem(nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"))
+    assert "50176 input columns" in refit_problem(nn.Linear(1024 * 7 * 7, 128))
+    assert refit_problem(nn.Conv2d(512, 512, 3)) is None
+    model = spatial_chain()
+    original, size = copy.deepcopy(model), (16, 16)
+    model[3] = nn.Conv2d(16, 24, 3, 2, padding=1, groups=2, bias=False)  # grouped: thinning keeps it, no refit
+    original[3] = copy.deepcopy(model[3])
+    images = torch.randn(8, 3, *size)
+    plans = prune_model(model, size, {"0.weight": 0.5})
+    skipped = reconstruct_sequentially(model, original, plans, images, following_norms(original, size),
+                                       call_order(original, size))
+    assert skipped == {"3": "grouped convolution (groups=2)"}

@@ -1,0 +1,92 @@
+"""How a group's channels are ranked (lower score = removed first): a registry of criteria, each a class over
+a group, like Torch-Pruning's importance classes. L1 and FPGM score each producer's own slice of the group's
+channels from its weights; HRank reads average feature-map ranks computed beforehand (prune_module.hrank).
+"""
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from commen_utils.errors import UserError
+
+from .graph import PrunableGroup
+
+CRITERIA: dict[str, type["Criterion"]] = {}
+
+
+def register_criterion(name: str) -> Callable:
+    def add(cls):
+        CRITERIA[name] = cls
+        cls.name = name
+        return cls
+    return add
+
+
+class Criterion:
+    name = ""
+
+    def __init__(self, ranks: dict | None = None):
+        self.ranks = ranks  # what a data-driven criterion measured beforehand (HRank); unused by the others
+
+    def scores(self, model: nn.Module, group: PrunableGroup) -> torch.Tensor:
+        """One float64 score per channel of the group."""
+        raise NotImplementedError
+
+
+class WeightCriterion(Criterion):
+    """Summed over a group's producers (one ratio for a residual stage), each scoring its own slice."""
+
+    def filter_scores(self, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def scores(self, model: nn.Module, group: PrunableGroup) -> torch.Tensor:
+        modules = dict(model.named_modules())
+        # A depthwise or grouped producer's filter sees a block of inputs only: ranked by the dense ones
+        slices = [s for s in group.slices
+                  if not (isinstance(modules[s[0]], nn.Conv2d) and modules[s[0]].groups > 1)] or group.slices[:1]
+        total = torch.zeros(group.width, dtype=torch.float64)
+        for name, own, channels in slices:
+            total.index_add_(0, torch.tensor(channels), self.filter_scores(modules[name].weight[own]).double().cpu())
+        return total
+
+
+@register_criterion("l1")
+class L1(WeightCriterion):
+    def filter_scores(self, weight):
+        return l1_scores(weight)
+
+
+@register_criterion("fpgm")
+class FPGM(WeightCriterion):
+    def filter_scores(self, weight):
+        return fpgm_scores(weight)
+
+
+@register_criterion("hrank")
+class HRank(Criterion):
+    def scores(self, model, group):
+        if self.ranks is None or group.param not in self.ranks:
+            raise UserError(f"no HRank ranks for {group.param}")
+        return torch.as_tensor(self.ranks[group.param], dtype=torch.float64)
+
+
+def l1_scores(weight: torch.Tensor) -> torch.Tensor:
+    return weight.detach().flatten(1).abs().sum(1)
+
+
+def fpgm_scores(weight: torch.Tensor) -> torch.Tensor:
+    """FPGM as in the paper: each signed filter's summed Euclidean distance to all others; the filters
+    closest to the geometric median (smallest sum) are the most replaceable. (Torch-Pruning's FpgmImportance
+    measures distances on |w|^p instead, hence our own.)"""
+    flat = weight.detach().flatten(1).double()
+    return torch.cdist(flat, flat).sum(0)
+
+
+def make_criterion(name: str, ranks: dict | None = None) -> Criterion:
+    if name not in CRITERIA:
+        raise UserError(f"criterion {name}: choose one of {', '.join(CRITERIA)}")
+    return CRITERIA[name](ranks)
+
+
+def group_scores(model: nn.Module, group: PrunableGroup, criterion: str = "l1", ranks: dict | None = None):
+    return make_criterion(criterion, ranks).scores(model, group)

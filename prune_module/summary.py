@@ -1,0 +1,33 @@
+"""`--mode summary`: the model's size, its prunable groups and what cannot be pruned, and the original's keep list."""
+import torch.nn as nn
+
+from commen_utils.model_stats import count_macs, count_params
+from model_define import get_entry
+
+from .graph import ChannelGraph
+
+
+def summarize(loaded):
+    model, size = loaded.model, loaded.input_size
+    graph = ChannelGraph(model, size)
+    params, macs = count_params(model), count_macs(model, size)
+    others = [f"{h}x{w}" for h, w in get_entry(loaded.arch).input_sizes if (h, w) != tuple(size)]
+    also = f" (also built for {', '.join(others)})" if others else ""
+    print(f"{loaded.arch}: input {size[0]}x{size[1]}{also}, {params / 1e6:.3f} M params, {macs / 1e6:.1f} M MACs")
+    print(f"{len(graph.groups)} prunable layers (leader weight, width, coupled producers):")
+    for g in graph.groups:
+        others = [p for p in g.producers if p != g.leader]
+        width = f"{g.width} = {g.channel_groups}x{g.width // g.channel_groups}" if g.channel_groups > 1 else g.width
+        coupled = f"{', '.join(others[:4])}{' ...' if len(others) > 4 else ''}{' (LayerNorm)' if g.renormalised else ''}"
+        print(f"  {g.param:40s} {width:>5}  {coupled}")
+    if graph.excluded:
+        print(f"{len(graph.excluded)} layer(s) that cannot be pruned:")
+        for param, why in graph.excluded.items():
+            print(f"  {param:40s} {why}")
+    return {"params": params, "macs": macs, "prunable_layers": [g.param for g in graph.groups],
+            "unprunable_layers": graph.excluded}
+
+
+def keep_widths(model):
+    """The original's printed keep list: out-channels of every conv weight, in state_dict order."""
+    return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]

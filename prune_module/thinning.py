@@ -1,0 +1,48 @@
+"""Thinning a model by a schedule: channels ranked by a criterion, removed group after group, then repaired."""
+import copy
+from typing import NamedTuple
+
+import torch.nn as nn
+
+from .criteria import group_scores
+from .graph import ChannelGraph, Edit, call_order
+from .repair import Repair, following_norms, recalibrate_bn, reconstruct_sequentially, removed_channels
+
+
+class Thinned(NamedTuple):
+    plans: list[list[Edit]]  # what was removed, group after group
+    refitted: list[str]      # the layers that lost inputs and were refitted by least squares
+    not_refitted: dict       # {layer that lost inputs: why it was left as it is}
+
+
+def prune_model(model: nn.Module, input_size, ratios: dict, criterion: str = "l1", ranks: dict | None = None,
+                round_to: int = 1, graph: ChannelGraph | None = None) -> list[list[Edit]]:
+    """Remove channels in place. ratios: {leader weight name: fraction of its group's channels to remove}.
+    Scores are taken before any removal, so the outcome does not depend on the schedule's order; each
+    group's edits are derived after the previous group's removal (behind a concatenation they shift).
+    Returns the plans applied (what reconstruction needs to know)."""
+    graph = graph if graph is not None and graph.model is model else ChannelGraph(model, input_size)
+    removals = []
+    for param, ratio in ratios.items():
+        group = graph.group(param)
+        idxs = group.channels_to_remove(group_scores(model, group, criterion, ranks), ratio, round_to)
+        if idxs:
+            removals.append((group, idxs))
+    return [graph.remove(group, idxs) for group, idxs in removals]
+
+
+def prune_and_repair(model: nn.Module, input_size, ratios: dict, criterion: str = "l1", ranks: dict | None = None,
+                     round_to: int = 1, graph: ChannelGraph | None = None, repair: Repair = Repair()) -> Thinned:
+    """prune_model, then the repair: least squares in forward order, then BN statistics, in place."""
+    graph = graph or ChannelGraph(model, input_size)
+    original = copy.deepcopy(model) if repair.reconstruct else None
+    plans = prune_model(model, input_size, ratios, criterion, ranks, round_to, graph)
+    not_refitted = {}
+    if repair.reconstruct:
+        not_refitted = reconstruct_sequentially(model, original, plans, repair.images[:repair.reconstruct],
+                                                following_norms(original, input_size),
+                                                call_order(original, input_size))
+    if repair.bn_recalibrate:
+        recalibrate_bn(model, repair.images[:repair.bn_recalibrate])
+    refitted = [name for name in removed_channels(plans)[0] if repair.reconstruct and name not in not_refitted]
+    return Thinned(plans, refitted, not_refitted)
