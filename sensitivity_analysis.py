@@ -25,7 +25,8 @@ from commen_utils.model_stats import ThinnedMacs, count_params
 from commen_utils.timestamp import time_stamp
 from prune_module.criteria import group_scores
 from prune_module.graph import ChannelGraph, apply_plan, call_order
-from prune_module.repair import following_norms, input_grams, recalibrate_bn, reconstruct, refittable_consumers
+from prune_module.repair import (following_norms, gram_bytes, input_grams, recalibrate_bn, reconstruct,
+                                 refittable_consumers)
 from test_module.evaluate import hidden
 
 # Distiller's five columns, then ours: the pruned model's size, the mean cosine between its outputs and the
@@ -78,6 +79,10 @@ class SensitivityAnalysis:
         self.weights = weights_digest(model)
         self.reconstruction, self._grams = reconstruction, (None, None)
         self.following = None if reconstruction is None else following_norms(model, input_size)
+        if reconstruction is not None:
+            layers = refittable_consumers([self.graph.plan(g, [0]) for g in self.graph.groups], self.graph.modules)
+            if sum(gram_bytes(self.graph.modules[name]) for name in layers) <= self.cache_bytes // 4:
+                self._grams = ("all", input_grams(model, reconstruction, layers, evaluator.batch_size))
         self.splitter = self._cached = None
         if not naive:
             try:
@@ -99,9 +104,9 @@ class SensitivityAnalysis:
         return model
 
     def grams_of(self, group):
-        """The input grams of the layers that pruning `group` makes refit, for one group at a time (those of a
-        model's every k x k conv together would not fit in memory)."""
-        if self._grams[0] != group.param:
+        """The input grams of the layers that pruning `group` makes refit: those of every group, from one pass
+        over the images, when they fit in memory; else one group's at a time (a model of wide k x k convs)."""
+        if self._grams[0] not in ("all", group.param):
             layers = refittable_consumers([self.graph.plan(group, [0])], self.graph.modules)
             self._grams = (group.param, input_grams(self.model, self.reconstruction, layers, self.evaluator.batch_size))
         return self._grams[1]

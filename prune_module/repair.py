@@ -63,6 +63,10 @@ def refit_columns(module: nn.Module) -> int:
     return module.in_channels * module.kernel_size[0] * module.kernel_size[1]
 
 
+def gram_bytes(module: nn.Module) -> int:
+    return (refit_columns(module) + 1) ** 2 * 8
+
+
 def refit_problem(module: nn.Module) -> str | None:
     """Why least squares does not refit this layer once it has lost input channels, or None."""
     if isinstance(module, nn.Conv2d):

@@ -11,6 +11,7 @@ import torchvision
 
 from prune_module.criteria import group_scores
 from prune_module.graph import ChannelGraph, apply_plan
+from prune_module.repair import refittable_consumers
 from prune_module.thinning import prune_model
 from tests.helpers import randomize, zero_channels
 
@@ -156,3 +157,30 @@ def test_sensitivity_fast_path_equals_naive_on_grouped_convs_and_layernorm(tmp_p
             rows[naive] = [row for group in analysis.graph.groups for row in analysis.rows(group, [0.0, 0.5], baseline)]
         assert rows[False] == rows[True], name
         assert len(rows[False]) == 2 * len(analysis.graph.groups) and not analysis.graph.excluded, name
+
+
+def test_sensitivity_repair_grams_per_group_equal_grams_of_all_groups(tmp_path):
+    """With --reconstruct, the grams of every group's refitted layers come from one pass when they fit in
+    memory, else group by group: the rows are the same. The k x k branch convs are refitted too."""
+    from model_define.registry import InputSpec
+    from sensitivity_analysis import SensitivityAnalysis
+    from test_module.evaluate import make_evaluator
+    from tests.cli import ORL, subset_pairs
+    from tests.inception_face import build
+
+    torch.manual_seed(0)
+    model = randomize(build())
+    evaluator = make_evaluator("lfw", ORL, subset_pairs(tmp_path, 12), InputSpec((112, 112)), batch_size=16,
+                               cache_images=True, progress=False)
+    images = torch.randn(8, 3, 112, 112, generator=torch.Generator().manual_seed(1))
+    rows = {}
+    for label, repair, cache_bytes in (("all", images, None), ("per group", images, 1), ("none", None, None)):
+        analysis = SensitivityAnalysis(model, (112, 112), evaluator, reconstruction=repair, cache_bytes=cache_bytes)
+        assert (analysis._grams[0] == "all") == (label == "all")
+        baseline = analysis.baseline()
+        rows[label] = [row["cosine"] for group in analysis.graph.groups for row in analysis.rows(group, [0.5], baseline)]
+    assert rows["all"] == rows["per group"]
+    assert rows["all"] != rows["none"]
+    graph = analysis.graph
+    refitted = refittable_consumers([graph.plan(g, [0]) for g in graph.groups], graph.modules)
+    assert any(getattr(graph.modules[name], "kernel_size", (1, 1)) != (1, 1) for name in refitted)
