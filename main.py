@@ -14,7 +14,7 @@ from commen_utils.errors import UserError
 from commen_utils.results import write_result_json
 
 MODES = ("test", "summary", "sa", "prune", "quantization", "finetune", "report")
-CRITERIA = ("l1", "fpgm", "hrank")  # pruning.CRITERIA, named here so that --help does not import the engine
+CRITERIA = ("l1", "fpgm", "hrank")  # prune_module.criteria.CRITERIA (a test keeps them equal); --help imports no engine
 
 
 def criterion_of(args):
@@ -144,6 +144,9 @@ def build_parser():
     g.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="distillation with --head none: "
                    "train on blends of two images (weights from Beta(ALPHA, ALPHA)), the teacher's embedding of "
                    "the blend as the target; 0: off")
+    g.add_argument("--feature_kd", type=float, default=0.0, metavar="W", help="with --teacher_path: also match, "
+                   "at every BN output the student shares with the teacher, how alike the batch's images are "
+                   "(similarity-preserving distillation, any pruned width), at weight W; 0: off")
     g.add_argument("--best_of", choices=("all", "trained"), default="all", help="which states best.pt is chosen "
                    "from: all (the model as given too) or trained (epochs 1..N only: after a repair fitted on the "
                    "images the pair list is made of, the start scores higher there than elsewhere)")
@@ -169,11 +172,13 @@ def finetune_config(args):
         raise UserError("--head none trains on distillation alone: give --teacher_path (and --kd_weight > 0)")
     if args.mixup < 0 or args.mixup > 0 and args.head != "none":
         raise UserError(f"--mixup {args.mixup}: blends have no identity label; use it with --head none (>= 0)")
+    if args.feature_kd < 0 or args.feature_kd > 0 and not args.teacher_path:
+        raise UserError(f"--feature_kd {args.feature_kd}: matches the teacher's feature maps; give --teacher_path (>= 0)")
     return FineTuneConfig(epochs=args.epoch, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                           milestones=milestones, warmup_epochs=args.warmup_epochs, batch_size=args.train_batch_size,
                           head=args.head, margin_s=args.margin_s, margin_m=args.margin_m, kd_weight=kd_weight,
                           seed=args.seed, shift=args.shift, mixup=args.mixup, best_of_trained=args.best_of == "trained",
-                          freeze_bn_stats=args.freeze_bn_stats)
+                          freeze_bn_stats=args.freeze_bn_stats, feature_kd=args.feature_kd)
 
 
 def evaluation_config(args):

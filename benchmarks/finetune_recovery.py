@@ -37,6 +37,11 @@ TECHNIQUES = {
     "+ mixup 1.0 + BN statistics trained": {"mixup": 1.0, "freeze_bn_stats": False},
     "+ mixup 1.0 + twice the epochs": {"mixup": 1.0, "epochs_scale": 2},
     "+ mixup 0.4": {"mixup": 0.4},
+    # similarity-preserving distillation at every BN output (--feature_kd): its loss is ~1e-4 where the
+    # embedding's is ~0.1 after the repair, hence weights in the hundreds
+    "+ mixup 1.0 + feature maps x100": {"mixup": 1.0, "feature_kd": 100.0},
+    "+ mixup 1.0 + feature maps x1000": {"mixup": 1.0, "feature_kd": 1000.0},
+    "+ feature maps x1000": {"feature_kd": 1000.0},
 }
 
 

@@ -34,3 +34,13 @@ def input_of(model: nn.Module, name: str, batch: torch.Tensor) -> torch.Tensor:
     except _Reached as reached:
         return reached.value
     raise RuntimeError(f"{name} is not called by the forward pass")
+
+
+@contextmanager
+def layer_outputs(model: nn.Module, names) -> Iterator[dict]:
+    """{name: output} of the named submodules, filled by every forward pass inside the `with` block."""
+    outputs = {}
+    hooks = {model.get_submodule(name): (lambda _, __, output, name=name: outputs.__setitem__(name, output))
+             for name in names}
+    with forward_hooks(hooks):
+        yield outputs

@@ -87,7 +87,6 @@ def write_pairs():
 def write_sface():
     if SFACE_CHECKPOINT.exists():
         return
-    sys.path.insert(0, str(ROOT))
     from commen_utils.checkpoint import load_weights, save_checkpoint
     from model_define import create_model
     from model_define.sface import bundled_onnx_path, state_dict_from_onnx

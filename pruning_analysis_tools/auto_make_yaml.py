@@ -12,18 +12,18 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
-
-from commen_utils.allocator import reuse_freed_memory  # noqa: E402
-from commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_pair_list_flags, add_repair_flags,  # noqa: E402
+from commen_utils.allocator import reuse_freed_memory
+from commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_pair_list_flags, add_repair_flags,
                                     add_round_to_flag, evaluation_settings)
-from commen_utils.errors import UserError, exit_code  # noqa: E402
-from commen_utils.results import write_result_json  # noqa: E402
-from commen_utils.schedule import write_schedule  # noqa: E402
-from pruning_analysis_tools.curves import read_curves, repair_text  # noqa: E402
+from commen_utils.errors import UserError, exit_code
+from commen_utils.results import write_result_json
+from commen_utils.schedule import write_schedule
+from pruning_analysis_tools.curves import read_curves, repair_text
+
+if TYPE_CHECKING:  # imported where it is used, as late as possible
+    from test_module.evaluate import EvaluationConfig
 
 
 def original_rule(curve: dict, expected: float) -> float:

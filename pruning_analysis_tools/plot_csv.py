@@ -4,18 +4,14 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from commen_utils.errors import exit_code  # noqa: E402
-from pruning_analysis_tools.curves import read_curves  # noqa: E402
-from test_module.plots import save_figure  # noqa: E402
+from commen_utils.errors import exit_code
+from pruning_analysis_tools.curves import read_curves
+from test_module.plots import save_figure
 
 
 def plot_curves(curves, out_dir, per_figure=8, title="Pruning sensitivity"):

@@ -10,27 +10,27 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from commen_utils.atomic import write_text  # noqa: E402
-from commen_utils.allocator import reuse_freed_memory  # noqa: E402
-from commen_utils.cli_flags import add_pair_list_flags, evaluation_settings  # noqa: E402
-from commen_utils.errors import UserError, exit_code  # noqa: E402
-from commen_utils.model_stats import count_macs, count_params  # noqa: E402
-from commen_utils.results import write_result_json  # noqa: E402
-from commen_utils.timestamp import time_stamp  # noqa: E402
-from test_module.plots import save_figure  # noqa: E402
+from commen_utils.atomic import write_text
+from commen_utils.allocator import reuse_freed_memory
+from commen_utils.cli_flags import add_pair_list_flags, evaluation_settings
+from commen_utils.errors import UserError, exit_code
+from commen_utils.model_stats import count_macs, count_params
+from commen_utils.results import write_result_json
+from commen_utils.timestamp import time_stamp
+from test_module.plots import save_figure
 
 TARGET_FPRS = (1e-2, 1e-3)
+
+if TYPE_CHECKING:  # imported where it is used, as late as possible
+    from test_module.evaluate import EvaluationConfig
 
 
 def plot_widths(widths: dict, path):

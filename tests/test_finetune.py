@@ -20,7 +20,7 @@ from prune_module.graph import ChannelGraph
 from prune_module.thinning import prune_model
 from tests.cli import ORL, ROOT, SFACE, one_line_error, read_json, run_cli, subset_pairs
 from test_module.evaluate import make_evaluator
-from train_module.heads import ArcFace, CosFace, embedding_distillation
+from train_module.heads import ArcFace, CosFace, embedding_distillation, similarity_distillation
 from train_module.trainer import FineTuneConfig, FineTuneRun, learning_rate, mixed, parameter_groups, run_finetune
 
 TRAIN = ORL.parent.parent / "train_data/orl_s1-20"
@@ -153,16 +153,26 @@ def test_mixup_blends_pairs_of_the_batch_reproducibly():
     assert torch.allclose(blend[:, 0], blend[:, 2])  # one weight per image, the same blend in every channel
 
 
-def test_run_finetune_as_a_function_with_mixup_distillation(tiny_setup, tmp_path):
+def test_similarity_distillation_compares_any_widths():
+    torch.manual_seed(0)
+    teacher = [torch.randn(6, 16, 4, 4), torch.randn(6, 8)]
+    assert similarity_distillation(teacher, teacher).item() == pytest.approx(0, abs=1e-7)
+    assert similarity_distillation([teacher[0] * 3, teacher[1]], teacher).item() == pytest.approx(0, abs=1e-6)
+    pruned = [teacher[0][:, :10], torch.randn(6, 5)]  # fewer channels, another batch structure
+    assert similarity_distillation(pruned, teacher).item() > 1e-3
+
+
+def test_run_finetune_as_a_function_with_mixup_and_feature_distillation(tiny_setup, tmp_path):
     tmp, train, student, pairs = tiny_setup
     loaded, teacher = load_model(checkpoint=student), load_model("sface", SFACE).model
     evaluator = make_evaluator("lfw", ORL, pairs, loaded.spec, batch_size=16, cache_images=True, progress=False)
     config = FineTuneConfig(epochs=1, lr=0.001, milestones=(), batch_size=8, head="none", kd_weight=1.0, mixup=1.0,
-                            freeze_bn_stats=True)
+                            freeze_bn_stats=True, feature_kd=1.0)
     result = run_finetune(FineTuneRun(train_root=str(train), work_path=str(tmp_path)), loaded, evaluator, config,
                           teacher)
     rows = list(csv.DictReader(open(result["log"])))
     assert [r["epoch"] for r in rows] == ["0", "1"] and 0 < float(rows[1]["kd"]) < 1
+    assert float(rows[1]["features"]) > 0  # the pruned BN outputs were matched to the teacher's
     assert load_checkpoint(next(tmp_path.glob("*/last.pt")))[1]["metadata"]["config"]["mixup"] == 1.0
 
 

@@ -1,4 +1,5 @@
 """Channel ranking: L1, FPGM as in the paper (signed filters), HRank computed in-tool and cached."""
+import pytest
 import torch
 import torch.nn as nn
 
@@ -64,3 +65,14 @@ def test_user_model_prunes_and_reloads(tmp_path):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(load_model(checkpoint=path).model(x), model.eval()(x))
+
+
+def test_criteria_registry_is_what_the_cli_offers_and_refuses_other_names():
+    import main
+    from commen_utils.errors import UserError
+    from prune_module.criteria import CRITERIA, make_criterion
+
+    assert tuple(CRITERIA) == main.CRITERIA
+    assert [make_criterion(name).name for name in CRITERIA] == list(CRITERIA)
+    with pytest.raises(UserError, match="criterion l2: choose one of l1, fpgm, hrank"):
+        make_criterion("l2")

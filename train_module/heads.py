@@ -54,6 +54,18 @@ class CosFace(MarginHead):
         return cosine - self.m
 
 
+def similarity_distillation(student_maps: list, teacher_maps: list) -> torch.Tensor:
+    """Similarity-preserving distillation (Tung & Mori, 2019), averaged over layers: how alike the batch's
+    images are to one another in the student's feature maps, against the same in the teacher's. It compares
+    (batch x batch) matrices, so a pruned layer of any width is matched to its unpruned self."""
+    total = 0
+    for student, teacher in zip(student_maps, teacher_maps):
+        s, t = student.flatten(1), teacher.detach().flatten(1)
+        similarity_s, similarity_t = F.normalize(s @ s.T, dim=1), F.normalize(t @ t.T, dim=1)
+        total = total + (similarity_s - similarity_t).pow(2).sum() / len(s) ** 2
+    return total / max(1, len(student_maps))
+
+
 def embedding_distillation(student, teacher):
     """1 - cosine between the student's and the teacher's embeddings: what verification compares."""
     return (1 - F.cosine_similarity(student, teacher.detach(), dim=1)).mean()

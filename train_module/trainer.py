@@ -22,11 +22,12 @@ from commen_utils.atomic import write_text
 from commen_utils.checkpoint import load_checkpoint, save_checkpoint, weights_digest
 from commen_utils.distributed import distributed_context, local_device
 from commen_utils.errors import UserError
+from commen_utils.hooks import layer_outputs
 from commen_utils.timestamp import time_stamp
 from dataloader import TrainImages, image_folder_items, make_loader
 from test_module.evaluate import hidden
 
-from .heads import HEADS, embedding_distillation
+from .heads import HEADS, embedding_distillation, similarity_distillation
 from .plots import plot_history
 
 
@@ -47,6 +48,9 @@ class FineTuneConfig:
     shift: int = 8  # pixels of random translation
     freeze_bn_stats: bool = False  # keep BN running statistics as they are (e.g. re-estimated after pruning)
     mixup: float = 0.0  # Beta(a, a) blends of two training images, distillation only: the teacher sees the blend
+    # weight of similarity-preserving distillation at every BatchNorm2d output the student shares (by name)
+    # with the teacher
+    feature_kd: float = 0.0
     # best.pt competes among the trained epochs only: after a least-squares repair on the very images the
     # choice pairs are made of, the start scores high there for no reason that carries to other identities
     best_of_trained: bool = False
@@ -74,20 +78,32 @@ def parameter_groups(modules, weight_decay):
             {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
 
 
-class Learner(nn.Module):
-    """What DDP wraps: the model, its head, and the teacher's target (not trained, not synchronised)."""
+def shared_feature_layers(student: nn.Module, teacher: nn.Module) -> list[str]:
+    """The BatchNorm2d layers both models have under the same name (a pruned model and its unpruned self)."""
+    teachers = dict(teacher.named_modules())
+    return [name for name, m in student.named_modules()
+            if isinstance(m, nn.BatchNorm2d) and isinstance(teachers.get(name), nn.BatchNorm2d)]
 
-    def __init__(self, model, head, kd_weight):
+
+class Learner(nn.Module):
+    """What DDP wraps: the model, its head, and the teacher's targets (not trained, not synchronised)."""
+
+    def __init__(self, model, head, kd_weight, feature_kd=0.0, feature_layers=()):
         super().__init__()
         self.model, self.head, self.kd_weight = model, head, kd_weight
+        self.feature_kd, self.feature_layers = feature_kd, list(feature_layers)
 
-    def forward(self, images, labels, teacher_embeddings):
-        embeddings = self.model(images)
+    def forward(self, images, labels, teacher_embeddings, teacher_maps=None):
+        with layer_outputs(self.model, self.feature_layers if teacher_maps else ()) as maps:
+            embeddings = self.model(images)
         losses = {}
         if self.head is not None:
             losses["head"] = self.head(embeddings, labels)
         if teacher_embeddings is not None:
             losses["kd"] = self.kd_weight * embedding_distillation(embeddings, teacher_embeddings)
+        if teacher_maps:
+            losses["features"] = self.feature_kd * similarity_distillation(
+                [maps[name] for name in self.feature_layers], [teacher_maps[name] for name in self.feature_layers])
         return losses
 
 
@@ -131,7 +147,13 @@ class FineTune:
             self.head = HEADS[config.head](loaded.embedding_size, len(classes), **kwargs).to(self.device)
             if head_state is not None:
                 self.head.load_state_dict(head_state)
-        self.learner = Learner(self.model, self.head, config.kd_weight)
+        self.feature_layers = []
+        if config.feature_kd > 0:
+            self.feature_layers = shared_feature_layers(self.model, self.teacher) if self.teacher is not None else []
+            if not self.feature_layers:
+                raise UserError("--feature_kd: the teacher (--teacher_path) has no BatchNorm2d layer of the same name "
+                                "as the student's: feature maps cannot be matched")
+        self.learner = Learner(self.model, self.head, config.kd_weight, config.feature_kd, self.feature_layers)
         self.trainable = self.learner if self.world == 1 else DistributedDataParallel(
             self.learner, device_ids=[torch.device(self.device).index] if "cuda" in str(self.device) else None)
         self.optimizer = torch.optim.SGD(parameter_groups([self.model] + ([self.head] if self.head else []),
@@ -168,11 +190,11 @@ class FineTune:
             if self.config.mixup > 0:  # draws fixed by (seed, rank, epoch, step): a resumed run sees the same
                 images = mixed(images, self.config.mixup,
                                np.random.default_rng((self.config.seed, self.rank, self.epoch, step)))
-            target = None
+            target, teacher_maps = None, {}
             if self.teacher is not None:
-                with torch.no_grad():
+                with torch.no_grad(), layer_outputs(self.teacher, self.feature_layers) as teacher_maps:
                     target = self.teacher(images)
-            losses = self.trainable(images, labels, target)
+            losses = self.trainable(images, labels, target, teacher_maps or None)
             loss = sum(losses.values())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -194,7 +216,7 @@ class FineTune:
 def history_csv(rows, headline):
     """The log as CSV text: one row per epoch (epoch 0 is the model before training)."""
     buffer = io.StringIO()
-    fields = ["epoch", "lr", "loss", "head", "kd", headline, "seconds", "replicas_identical"]
+    fields = ["epoch", "lr", "loss", "head", "kd", "features", headline, "seconds", "replicas_identical"]
     writer = csv.DictWriter(buffer, fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
@@ -263,7 +285,8 @@ def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, te
             save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": 0, headline: start}, **common)
     if job.rank == 0:
         print(f"fine-tuning {loaded.arch} for {config.epochs} epochs on {run.train_root} "
-              f"({len(job.dataset)} images, head {config.head}, distillation weight {config.kd_weight}); "
+              f"({len(job.dataset)} images, head {config.head}, distillation weight {config.kd_weight}"
+              f"{f', feature maps {config.feature_kd} at {len(job.feature_layers)} layers' if job.feature_layers else ''}); "
               f"{headline} before: {job.history[0][headline]:.4f}; run folder {folder}")
     try:
         while job.epoch < config.epochs:
