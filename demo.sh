@@ -24,6 +24,7 @@ TRAIN_BATCH=${TRAIN_BATCH:-32}
 LATENCY_BATCHES=${LATENCY_BATCHES:-1 32}                         # batch sizes the INT8 step times
 RUN=${RUN:-work_space/demo/$(date +%Y-%m-%d-%H-%M-%S)}
 mkdir -p "$RUN"
+elapsed() { printf '%d:%02d' $((SECONDS / 60)) $((SECONDS % 60)); }
 COMMON=(--test_root_path $TEST_ROOT --data_source lfw --device cpu --train_data_path $TRAIN)
 REPAIR=(--reconstruct $REPAIR_IMAGES)   # least-squares refit in forward order; BN re-estimation after it costs accuracy here
 PRUNE_REPAIR=(--reconstruct $PRUNE_REPAIR_IMAGES)
@@ -33,34 +34,34 @@ echo "== demo sizes: analysis on $(wc -l < $CHOICE_PAIRS) pairs at levels $LEVEL
      "repair on $REPAIR_IMAGES images (analysis, candidates), $PRUNE_REPAIR_IMAGES (the kept model); $EPOCHS fine-tuning epochs; final table on $(wc -l < $FINAL_PAIRS) pairs" \
      "of unseen identities. Outputs: $RUN"
 
-echo "== 1/6 sensitivity analysis"
+echo "== [$(elapsed)] 1/6 sensitivity analysis"
 $PY main.py --mode sa --model $MODEL --best_model_path $CHECKPOINT "${COMMON[@]}" --img_list_label_path $CHOICE_PAIRS \
     --sparsities $LEVELS --sensitivity_csv_path "$RUN" --test_batch_size 16 "${REPAIR[@]}"
 CSV=$(ls "$RUN"/sensitivity_${MODEL}_*.csv)
 
-echo "== 2/6 schedule for ${TARGET_MACS}x MACs (candidates measured on identities 1-20)"
+echo "== [$(elapsed)] 2/6 schedule for ${TARGET_MACS}x MACs (candidates measured on identities 1-20)"
 $PY pruning_analysis_tools/auto_make_yaml.py --csv "$CSV" --model $MODEL --target_macs_ratio $TARGET_MACS \
     --output "$RUN/schedule.yaml" --best_model_path $CHECKPOINT --test_root_path $TEST_ROOT \
     --img_list_label_path $CHOICE_PAIRS --train_data_path $TRAIN "${REPAIR[@]}" "${ROUND[@]}" --result_json "$RUN/schedule.json"
 
-echo "== 3/6 prune"
+echo "== [$(elapsed)] 3/6 prune"
 $PY main.py --mode prune --model $MODEL --best_model_path $CHECKPOINT "${COMMON[@]}" --img_list_label_path $FINAL_PAIRS \
     --yaml_path "$RUN/schedule.yaml" "${PRUNE_REPAIR[@]}" "${ROUND[@]}" --save_model_pt --pruned_save_model_path "$RUN" \
     --layers_out_path "$RUN/out.txt" --result_json "$RUN/prune.json"
 
-echo "== 4/6 fine-tune: distillation from the unpruned model on mixup blends, $EPOCHS epochs (BN statistics kept as repaired)"
+echo "== [$(elapsed)] 4/6 fine-tune: distillation from the unpruned model on mixup blends, $EPOCHS epochs (BN statistics kept as repaired)"
 $PY main.py --mode finetune --pruned_checkpoint "$RUN/model_${MODEL}.pt" --teacher_path $CHECKPOINT --head none \
     "${COMMON[@]}" --img_list_label_path $CHOICE_PAIRS --epoch $EPOCHS --milestones $MILESTONE --lr 0.001 --freeze_bn_stats --mixup $MIXUP --best_of trained \
     --train_batch_size $TRAIN_BATCH --work_path "$RUN/finetune" --result_json "$RUN/finetune.json"
 FINETUNED=$(ls "$RUN"/finetune/*/best.pt)
 
-echo "== 5/6 INT8 (calibrated on identities 1-20)"
+echo "== [$(elapsed)] 5/6 INT8 (calibrated on identities 1-20)"
 $PY main.py --mode quantization --best_model_path "$FINETUNED" "${COMMON[@]}" --img_list_label_path $FINAL_PAIRS \
     --threads 1 --latency_repeats 8 --latency_batches $LATENCY_BATCHES --quantized_save_model_path "$RUN/quantized" \
     --result_json "$RUN/quantization.json"
 INT8=$(ls "$RUN"/quantized/*_int8.xml)
 
-echo "== 6/6 report: every variant scored side by side on identities 21-40"
+echo "== [$(elapsed)] 6/6 report: every variant scored side by side on identities 21-40"
 $PY pruning_analysis_tools/report.py --variant "original=$CHECKPOINT" \
     --variant "pruned ${TARGET_MACS}x MACs=$RUN/model_${MODEL}.pt" --variant "fine-tuned=$FINETUNED" \
     --variant "INT8=$INT8" --test_root_path $TEST_ROOT --img_list_label_path $FINAL_PAIRS --csv "$CSV" \
@@ -70,3 +71,4 @@ $PY pruning_analysis_tools/report.py --variant "original=$CHECKPOINT" \
             "repair: least-squares refit of the layers that lost inputs, in forward order, on $PRUNE_REPAIR_IMAGES images of $TRAIN" \
             "fine-tuning: distillation from the unpruned model on mixup blends (alpha $MIXUP), $EPOCHS epochs on $TRAIN at lr 0.001 (/10 from epoch $MILESTONE), BN statistics frozen, best trained epoch on $CHOICE_PAIRS" \
             "INT8: OpenVINO + NNCF (settings chosen on 64 further images of $TRAIN), calibrated on 64 images of $TRAIN"
+echo "== demo done in $(elapsed) (set-up aside): $RUN/report/report.md"

@@ -90,13 +90,19 @@ def grouping_problem(item, module, width, outputs) -> str | None:
 class ChannelGraph:
     """The dependency graph of one model plus its prunable groups, built once and reused."""
 
-    def __init__(self, model: nn.Module, input_size):
+    def __init__(self, model: nn.Module, input_size, groups_of: "ChannelGraph | None" = None):
+        """groups_of: the graph of another, unpruned copy of the same architecture, whose groups are taken
+        instead of being found again (they depend on the layers, not on the weights; finding them is most of
+        the cost of a graph)."""
         self.model, self.input_size = model, tuple(input_size)
         self.graph = build_graph(model, input_size)
         self.names = {m: n for n, m in model.named_modules()}
         self.modules = dict(model.named_modules())
         self.excluded = {}  # {leader weight: why the group cannot be pruned}
-        self.groups = self._find_groups()
+        if groups_of is None:
+            self.groups = self._find_groups()
+        else:
+            self.groups, self.excluded = groups_of.groups, dict(groups_of.excluded)
         self.by_param = {g.param: g for g in self.groups}
 
     def _members(self, module, idxs):

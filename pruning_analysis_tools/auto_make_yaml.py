@@ -9,6 +9,7 @@ Two ways to choose each layer's sparsity:
   the best is written.
 """
 import argparse
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,14 +42,26 @@ def faithful_schedule(curves, layers, expected):
     return {layer: original_rule(curves.accuracy[layer], expected) for layer in layers}
 
 
+@functools.lru_cache(maxsize=4)
+def unpruned_graph(model_name, input_size, embedding_size=None):
+    from model_define import create_model
+    from prune_module.graph import ChannelGraph
+
+    return ChannelGraph(create_model(model_name, input_size, embedding_size).eval(), input_size)
+
+
 def measured_counts(model_name, input_size, ratios, embedding_size=None, round_to=1):
-    """(MACs, params) of the model pruned by `ratios`: counts depend on widths only, not on weights."""
+    """(MACs, params) of the model pruned by `ratios`: counts depend on widths only, not on weights. The
+    bisections ask for many: the groups are found once."""
     from commen_utils.model_stats import count_macs, count_params
     from model_define import create_model
+    from prune_module.graph import ChannelGraph
     from prune_module.thinning import prune_model
 
+    input_size = tuple(input_size)
     model = create_model(model_name, input_size, embedding_size).eval()
-    prune_model(model, input_size, {k: v for k, v in ratios.items() if v > 0}, round_to=round_to)
+    graph = ChannelGraph(model, input_size, groups_of=unpruned_graph(model_name, input_size, embedding_size))
+    prune_model(model, input_size, {k: v for k, v in ratios.items() if v > 0}, round_to=round_to, graph=graph)
     return count_macs(model, input_size), count_params(model)
 
 

@@ -184,3 +184,16 @@ def test_sensitivity_repair_grams_per_group_equal_grams_of_all_groups(tmp_path):
     graph = analysis.graph
     refitted = refittable_consumers([graph.plan(g, [0]) for g in graph.groups], graph.modules)
     assert any(getattr(graph.modules[name], "kernel_size", (1, 1)) != (1, 1) for name in refitted)
+
+
+def test_groups_taken_from_another_copys_graph_prune_alike():
+    """auto_make_yaml counts many schedules and finds the groups once (ChannelGraph groups_of)."""
+    model = torchvision_model("googlenet")
+    template = ChannelGraph(copy.deepcopy(model), SIZE)
+    ratios = {g.param: 0.3 for g in template.groups}
+    fresh, reused = copy.deepcopy(model), copy.deepcopy(model)
+    prune_model(fresh, SIZE, ratios)
+    graph = ChannelGraph(reused, SIZE, groups_of=template)
+    assert graph.groups == template.groups and graph.excluded == template.excluded
+    prune_model(reused, SIZE, ratios, graph=graph)
+    assert [p.shape for p in reused.parameters()] == [p.shape for p in fresh.parameters()]
