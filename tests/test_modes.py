@@ -1,5 +1,5 @@
 """Every mode called as a library function with its config, as the CLIs do after parsing their flags: test,
-summary, sa, schedule (budget mode), prune, quantization and report, one after another on a small
+summary, sa, schedule (budget mode), prune, finetune, quantization and report, one after another on a small
 concatenating model given by file (random weights: this checks the modes' contracts, not accuracy)."""
 import json
 
@@ -19,6 +19,7 @@ from test_module import runner  # not its TestConfig by name: pytest would take 
 from tests.cli import ORL, subset_pairs
 from tests.helpers import randomize
 from tests.inception_face import build
+from train_module.trainer import FineTuneConfig, FineTuneRun, run_finetune
 
 MODEL = "tests/inception_face.py:build"
 TRAIN = ORL.parent.parent / "train_data/orl_s1-20"
@@ -60,6 +61,12 @@ def test_every_mode_as_a_function(setup):
     assert pruned["macs_after"] < 0.75 * pruned["macs_before"]
     reloaded = load_model(checkpoint=pruned["checkpoint"])
     assert evaluator(reloaded.model)["headline"] == pytest.approx(pruned["accuracy_after"], abs=1e-9)
+
+    teacher = load_model(MODEL, weights).model
+    tuned = run_finetune(FineTuneRun(train_root=str(TRAIN), work_path=str(tmp / "ft")), reloaded, evaluator,
+                         FineTuneConfig(epochs=1, lr=0.001, milestones=(), batch_size=32, head="none", kd_weight=1.0,
+                                        feature_kd=100.0, best_of_trained=True), teacher)
+    assert tuned["epochs"] == 1 and load_model(checkpoint=tuned["best_checkpoint"]).keep == reloaded.keep
 
     quantized = run_quantization(QuantizationConfig(latency_batches=(1,), latency_repeats=2,
                                                     output_folder=str(tmp / "q")),
