@@ -21,7 +21,7 @@ EPOCHS=${EPOCHS:-6}
 MIXUP=${MIXUP:-1}                                                # Beta(a, a) blends of two images, the teacher's embedding as target
 MILESTONE=$(( EPOCHS > 2 ? EPOCHS - 2 : 1 ))                     # lr / 10 for the last two epochs
 TRAIN_BATCH=${TRAIN_BATCH:-32}
-LATENCY_BATCHES=${LATENCY_BATCHES:-1 32}                         # batch sizes the INT8 step times
+LATENCY_BATCHES=${LATENCY_BATCHES:-1}                            # batch sizes the INT8 step times (LATENCY_BATCHES="1 32": also batch 32)
 RUN=${RUN:-work_space/demo/$(date +%Y-%m-%d-%H-%M-%S)}
 mkdir -p "$RUN"
 elapsed() { printf '%d:%02d' $((SECONDS / 60)) $((SECONDS % 60)); }
