@@ -108,11 +108,13 @@ class ImageDataset(Dataset):
 
 class TrainImages(Dataset):
     """(image, identity) from an ImageFolder, flipped and shifted by up to `shift` pixels at random (edges
-    repeated). The draws depend only on (seed, epoch, index), so that a run resumed at an epoch boundary sees
-    exactly what an uninterrupted one would."""
+    repeated), optionally rescaled by up to ±`scale` (about the centre) and brightened or darkened by up to
+    ±`brightness` (a factor on the 0-255 pixels). The draws depend only on (seed, epoch, index), so that a
+    run resumed at an epoch boundary sees exactly what an uninterrupted one would."""
 
-    def __init__(self, items, spec, seed=0, shift=0):
+    def __init__(self, items, spec, seed=0, shift=0, scale=0.0, brightness=0.0):
         self.items, self.spec, self.seed, self.shift, self.epoch = list(items), spec, seed, shift, 0
+        self.scale, self.brightness = scale, brightness
 
     def set_epoch(self, epoch):
         self.epoch = epoch
@@ -129,7 +131,26 @@ class TrainImages(Dataset):
             padded = torch.nn.functional.pad(image[None], [self.shift] * 4, mode="replicate")[0]
             h, w = image.shape[1:]
             image = padded[:, self.shift + dy:self.shift + dy + h, self.shift + dx:self.shift + dx + w]
+        if self.scale:
+            image = rescaled(image, 1 + self.scale * (2 * torch.rand(1, generator=draws).item() - 1))
+        if self.brightness:
+            factor = 1 + self.brightness * (2 * torch.rand(1, generator=draws).item() - 1)
+            pixels = image * self.spec.std + self.spec.mean
+            image = ((pixels * factor).clamp(0, 255) - self.spec.mean) / self.spec.std
         return image, label
+
+
+def rescaled(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """The image zoomed by `factor` about its centre, at its own size (edges repeated when it shrinks)."""
+    h, w = image.shape[1:]
+    size = (max(1, round(h * factor)), max(1, round(w * factor)))
+    zoomed = torch.nn.functional.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
+    if factor >= 1:
+        top, left = (size[0] - h) // 2, (size[1] - w) // 2
+        return zoomed[:, top:top + h, left:left + w]
+    top, left = (h - size[0]) // 2, (w - size[1]) // 2
+    pad = [left, w - size[1] - left, top, h - size[0] - top]
+    return torch.nn.functional.pad(zoomed[None], pad, mode="replicate")[0]
 
 
 def image_folder_items(root):

@@ -141,6 +141,10 @@ def build_parser():
     g.add_argument("--train_batch_size", type=int, default=64, help="global batch (split across processes)")
     g.add_argument("--seed", type=int, default=0, help="data order, flips and shifts")
     g.add_argument("--shift", type=int, default=8, help="random translation of training images, in pixels")
+    g.add_argument("--scale_jitter", type=float, default=0.0, metavar="S", help="random zoom of training images "
+                   "by a factor in [1 - S, 1 + S]; 0: off")
+    g.add_argument("--brightness_jitter", type=float, default=0.0, metavar="B", help="random brightness factor "
+                   "in [1 - B, 1 + B] on training images; 0: off")
     g.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="distillation with --head none: "
                    "train on blends of two images (weights from Beta(ALPHA, ALPHA)), the teacher's embedding of "
                    "the blend as the target; 0: off")
@@ -172,13 +176,17 @@ def finetune_config(args):
         raise UserError("--head none trains on distillation alone: give --teacher_path (and --kd_weight > 0)")
     if args.mixup < 0 or args.mixup > 0 and args.head != "none":
         raise UserError(f"--mixup {args.mixup}: blends have no identity label; use it with --head none (>= 0)")
+    for flag in ("scale_jitter", "brightness_jitter"):
+        if not 0 <= getattr(args, flag) < 1:
+            raise UserError(f"--{flag} {getattr(args, flag)}: expected a fraction in [0, 1), e.g. 0.1")
     if args.feature_kd < 0 or args.feature_kd > 0 and not args.teacher_path:
         raise UserError(f"--feature_kd {args.feature_kd}: matches the teacher's feature maps; give --teacher_path (>= 0)")
     return FineTuneConfig(epochs=args.epoch, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                           milestones=milestones, warmup_epochs=args.warmup_epochs, batch_size=args.train_batch_size,
                           head=args.head, margin_s=args.margin_s, margin_m=args.margin_m, kd_weight=kd_weight,
                           seed=args.seed, shift=args.shift, mixup=args.mixup, best_of_trained=args.best_of == "trained",
-                          freeze_bn_stats=args.freeze_bn_stats, feature_kd=args.feature_kd)
+                          freeze_bn_stats=args.freeze_bn_stats, feature_kd=args.feature_kd,
+                          scale_jitter=args.scale_jitter, brightness_jitter=args.brightness_jitter)
 
 
 def evaluation_config(args):

@@ -60,6 +60,7 @@ def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=No
     thinned = prune_and_repair(model, size, ratios, criterion, ranks, config.round_to, graph, repair)
     if config.reconstruct:
         print(refit_summary(thinned))
+        result.update(refitted=thinned.refitted, not_refitted=thinned.not_refitted)
     keep = record_keep(model)
     result.update(params_after=count_params(model), macs_after=count_macs(model, size), keep=keep,
                   criterion=criterion, bn_recalibration_images=config.bn_recalibrate,

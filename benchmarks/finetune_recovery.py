@@ -42,6 +42,8 @@ TECHNIQUES = {
     "+ mixup 1.0 + feature maps x100": {"mixup": 1.0, "feature_kd": 100.0},
     "+ mixup 1.0 + feature maps x1000": {"mixup": 1.0, "feature_kd": 1000.0},
     "+ feature maps x1000": {"feature_kd": 1000.0},
+    "+ mixup 1.0 + zoom and brightness 0.1": {"mixup": 1.0, "scale_jitter": 0.1, "brightness_jitter": 0.1},
+    "+ zoom and brightness 0.1": {"scale_jitter": 0.1, "brightness_jitter": 0.1},
 }
 
 

@@ -52,3 +52,23 @@ def test_preprocessing_follows_spec(tmp_path):
     bgr = load_image(tmp_path / "red.png", InputSpec((1, 2), "BGR", 0.0, 1.0))
     assert rgb[:, 0, 0].tolist() == [1.0, -1.0, -1.0]
     assert bgr[:, 0, 0].tolist() == [0.0, 0.0, 255.0]
+
+
+def test_zoom_and_brightness_jitter_are_seeded_and_keep_the_size(tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from dataloader import TrainImages, rescaled
+
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "face.png")
+    spec = InputSpec((16, 16), "RGB", 127.5, 127.5)
+    items = [(str(tmp_path / "face.png"), 0)]
+    plain = TrainImages(items, spec)[0][0]
+    jittered = TrainImages(items, spec, seed=1, scale=0.2, brightness=0.3)
+    image = jittered[0][0]
+    assert image.shape == plain.shape and torch.equal(image, jittered[0][0])  # same draw for (seed, epoch, i)
+    assert not torch.equal(image, TrainImages(items, spec, seed=1)[0][0]) and image.abs().max() <= 1
+    assert torch.allclose(rescaled(plain, 1.0), plain)
+    assert rescaled(plain, 1.25).shape == rescaled(plain, 0.8).shape == plain.shape

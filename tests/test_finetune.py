@@ -192,3 +192,9 @@ def test_best_of_trained_keeps_a_trained_epoch_even_when_it_only_ties_the_start(
 def test_mixup_needs_distillation_alone(tiny_setup, tmp_path):
     line = one_line_error(run_cli(*finetune_args(tiny_setup, tmp_path, "--mixup", "1"), check=False))
     assert "--mixup" in line and "--head none" in line
+
+
+@pytest.mark.parametrize("flag", ["--scale_jitter", "--brightness_jitter"])
+def test_jitter_outside_a_fraction_is_one_line(tiny_setup, tmp_path, flag):
+    line = one_line_error(run_cli(*finetune_args(tiny_setup, tmp_path, flag, "1.5"), check=False))
+    assert flag in line and "fraction" in line

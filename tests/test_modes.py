@@ -59,6 +59,8 @@ def test_every_mode_as_a_function(setup):
                                    output_folder=str(tmp), layers_out_path=str(tmp / "out.txt")),
                        load_model(MODEL, weights), evaluator, images)
     assert pruned["macs_after"] < 0.75 * pruned["macs_before"]
+    layers = dict(loaded.model.named_modules())
+    assert any(getattr(layers[name], "kernel_size", (1, 1)) != (1, 1) for name in pruned["refitted"])
     reloaded = load_model(checkpoint=pruned["checkpoint"])
     assert evaluator(reloaded.model)["headline"] == pytest.approx(pruned["accuracy_after"], abs=1e-9)
 

@@ -46,6 +46,8 @@ class FineTuneConfig:
     kd_weight: float = 0.0
     seed: int = 0
     shift: int = 8  # pixels of random translation
+    scale_jitter: float = 0.0  # random zoom by up to this fraction
+    brightness_jitter: float = 0.0  # random brightness factor within 1 ± this
     freeze_bn_stats: bool = False  # keep BN running statistics as they are (e.g. re-estimated after pruning)
     mixup: float = 0.0  # Beta(a, a) blends of two training images, distillation only: the teacher sees the blend
     # weight of similarity-preserving distillation at every BatchNorm2d output the student shares (by name)
@@ -133,7 +135,8 @@ class FineTune:
         self.model = loaded.model.to(self.device)
         self.teacher = teacher.to(self.device).eval() if teacher is not None else None
         items, classes = image_folder_items(train_root)
-        self.dataset = TrainImages(items, loaded.spec, config.seed, config.shift)
+        self.dataset = TrainImages(items, loaded.spec, config.seed, config.shift, config.scale_jitter,
+                                   config.brightness_jitter)
         per_rank = max(1, config.batch_size // self.world)
         if len(items) < per_rank * self.world:
             raise UserError(f"{train_root}: {len(items)} images, fewer than one batch of {config.batch_size}")
