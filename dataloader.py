@@ -5,12 +5,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from commen_utils.errors import UserError
+from model_define.registry import InputSpec
 
 
-def read_lines(path, what="list"):
+def read_lines(path: Path | str, what: str = "list") -> list:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: {what} not found")
@@ -29,7 +30,7 @@ def _label(path, n, text):
     return int(text)
 
 
-def read_pair_list(path, root):
+def read_pair_list(path: Path | str, root: Path | str) -> list:
     """`path1 path2 label` lines (paths relative to root), or an LFW pairs.txt. Returns [(p1, p2, label)]."""
     lines = read_lines(path, "pair list")
     root = Path(root)
@@ -66,7 +67,7 @@ def _checked_pairs(path, pairs):
     return pairs
 
 
-def read_class_list(path, root):
+def read_class_list(path: Path | str, root: Path | str) -> list:
     """Liveness lists: `path class` per line. Returns [(path, class)]."""
     items = []
     for n, fields in read_lines(path, "image list"):
@@ -116,7 +117,7 @@ class TrainImages(Dataset):
         self.items, self.spec, self.seed, self.shift, self.epoch = list(items), spec, seed, shift, 0
         self.scale, self.brightness = scale, brightness
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self):
@@ -153,7 +154,7 @@ def rescaled(image: torch.Tensor, factor: float) -> torch.Tensor:
     return torch.nn.functional.pad(zoomed[None], pad, mode="replicate")[0]
 
 
-def image_folder_items(root):
+def image_folder_items(root: Path | str) -> tuple:
     """An ImageFolder (one sub-folder per identity) as sorted (path, class index) items and class names."""
     root = Path(root)
     if not root.is_dir():
@@ -167,12 +168,13 @@ def image_folder_items(root):
     return items, classes
 
 
-def make_loader(dataset, batch_size, workers=0, shuffle=False, sampler=None, drop_last=False):
+def make_loader(dataset: Dataset, batch_size: int, workers: int = 0, shuffle: bool = False,
+                sampler: Sampler | None = None, drop_last: bool = False) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                       num_workers=workers, drop_last=drop_last, persistent_workers=False)
 
 
-def sample_images(root, spec, count, seed=0):
+def sample_images(root: Path | str, spec: InputSpec, count: int, seed: int = 0) -> torch.Tensor:
     """`count` images drawn with a fixed seed from an ImageFolder, as one tensor (BN statistics,
     calibration). Never the test pairs: the caller passes the training folder."""
     items, _ = image_folder_items(root)

@@ -17,16 +17,16 @@ MODES = ("test", "summary", "sa", "prune", "quantization", "finetune", "report")
 CRITERIA = ("l1", "fpgm", "hrank")  # prune_module.criteria.CRITERIA (a test keeps them equal); --help imports no engine
 
 
-def criterion_of(args):
+def criterion_of(args: argparse.Namespace):
     """--criterion, or the original's --fpgm / --hrank."""
     return "fpgm" if args.fpgm else "hrank" if args.hrank else args.criterion
 
 
-def default_device():
+def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def quantization_config(args):
+def quantization_config(args: argparse.Namespace):
     from quantization import QuantizationConfig, default_backend
     return QuantizationConfig(backend=args.quant_backend or default_backend(), observer=args.observer, prelu=args.prelu,
                               prelu_batch=args.prelu_batch, calib_batch_size=args.calib_batch_size,
@@ -36,7 +36,7 @@ def quantization_config(args):
                               calibration_source=args.train_data_path)
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("every mode")
@@ -163,7 +163,7 @@ def build_parser():
     return p
 
 
-def finetune_config(args):
+def finetune_config(args: argparse.Namespace):
     from train_module.trainer import FineTuneConfig
 
     try:
@@ -180,7 +180,8 @@ def finetune_config(args):
         if not 0 <= getattr(args, flag) < 1:
             raise UserError(f"--{flag} {getattr(args, flag)}: expected a fraction in [0, 1), e.g. 0.1")
     if args.feature_kd < 0 or args.feature_kd > 0 and not args.teacher_path:
-        raise UserError(f"--feature_kd {args.feature_kd}: matches the teacher's feature maps; give --teacher_path (>= 0)")
+        raise UserError(f"--feature_kd {args.feature_kd}: matches the teacher's feature maps; give --teacher_path "
+                        "(and a weight >= 0)")
     return FineTuneConfig(epochs=args.epoch, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                           milestones=milestones, warmup_epochs=args.warmup_epochs, batch_size=args.train_batch_size,
                           head=args.head, margin_s=args.margin_s, margin_m=args.margin_m, kd_weight=kd_weight,
@@ -189,19 +190,19 @@ def finetune_config(args):
                           scale_jitter=args.scale_jitter, brightness_jitter=args.brightness_jitter)
 
 
-def evaluation_config(args):
+def evaluation_config(args: argparse.Namespace):
     from test_module.evaluate import EvaluationConfig
     return EvaluationConfig(**evaluation_settings(args))
 
 
-def sensitivity_config(args, criterion):
+def sensitivity_config(args: argparse.Namespace, criterion: str):
     from sensitivity_analysis import SensitivityConfig
     return SensitivityConfig(levels=args.sparsities, criterion=criterion, output_folder=args.sensitivity_csv_path,
                              resume=args.resume, naive=args.sa_naive, cache_gb=args.sa_cache_gb,
                              bn_recalibrate=args.bn_recalibrate, reconstruct=args.reconstruct, device=args.device)
 
 
-def prune_config(args, criterion):
+def prune_config(args: argparse.Namespace, criterion: str):
     from pruning import PruneConfig
     return PruneConfig(schedule_path=args.yaml_path, criterion=criterion, round_to=args.round_to,
                        reconstruct=args.reconstruct, bn_recalibrate=args.bn_recalibrate,
@@ -209,14 +210,14 @@ def prune_config(args, criterion):
                        layers_out_path=args.layers_out_path, overwrite=args.overwrite)
 
 
-def finetune_run(args):
+def finetune_run(args: argparse.Namespace):
     from train_module.trainer import FineTuneRun
     return FineTuneRun(train_root=args.train_data_path, work_path=args.work_path, resume=args.resume,
                        head_path=args.head_path, workers=args.num_workers, device=args.device,
                        overwrite=args.overwrite)
 
 
-def checked_criterion(args):
+def checked_criterion(args: argparse.Namespace):
     rankings = [f"--{c}" for c, flag in (("fpgm", args.fpgm), ("hrank", args.hrank)) if flag]
     rankings += [f"--criterion {args.criterion}"] if args.criterion != "l1" else []
     if len(rankings) > 1:
@@ -224,7 +225,7 @@ def checked_criterion(args):
     return criterion_of(args)
 
 
-def run(args):
+def run(args: argparse.Namespace):
     from model_define.loading import load_model
 
     if args.mode == "report":
@@ -287,7 +288,7 @@ def run(args):
     return run_prune(prune_config(args, criterion), loaded, evaluator, images, ranks)
 
 
-def main(argv=None):
+def main(argv: list | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.allocator == "reuse":
         reuse_freed_memory()

@@ -249,7 +249,7 @@ def compare(evaluator, reference, variants: dict, input_size, config) -> dict:
     return rows
 
 
-def print_table(data_source, rows, chosen_int8):
+def print_table(data_source: str, rows: dict, chosen_int8: str) -> None:
     batches = sorted(int(k.rsplit("bs", 1)[1]) for k in rows["fp32"] if k.startswith("latency_ms_bs"))
     print(f"| variant | {data_source} headline | cosine to FP32 min / mean | size MB | "
           + " | ".join(f"bs{b} ms (x FP32)" for b in batches) + " |")

@@ -11,6 +11,7 @@ import csv
 import os
 import sys
 from dataclasses import dataclass
+from typing import Iterator
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from commen_utils.graph_split import GraphSplitter
 from commen_utils.model_stats import ThinnedMacs, count_params
 from commen_utils.timestamp import time_stamp
 from prune_module.criteria import group_scores
-from prune_module.graph import ChannelGraph, apply_plan, call_order
+from prune_module.graph import ChannelGraph, PrunableGroup, apply_plan, call_order
 from prune_module.repair import (following_norms, gram_bytes, input_grams, recalibrate_bn, reconstruct,
                                  refittable_consumers)
 from test_module.evaluate import hidden
@@ -37,7 +38,7 @@ CSV_COLUMNS = ["parameter", "sparsity", "top1", "top5", "loss", "macs", "params"
                "reconstruction", "criterion", "weights"]
 
 
-def available_memory():
+def available_memory() -> int:
     """Bytes of memory available to this process now (Linux: MemAvailable; elsewhere free pages)."""
     try:
         with open("/proc/meminfo") as f:
@@ -46,7 +47,7 @@ def available_memory():
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def parse_levels(text):
+def parse_levels(text: str) -> list[float]:
     try:
         levels = [round(float(v), 6) for v in str(text).split(",") if v.strip()]
     except ValueError:
@@ -56,7 +57,7 @@ def parse_levels(text):
     return sorted(set(levels))
 
 
-def level_text(level):
+def level_text(level: float) -> str:
     return repr(round(float(level), 6))  # 0.3, never 0.30000000000000004
 
 
@@ -91,7 +92,7 @@ class SensitivityAnalysis:
                 print(f"note: torch.fx cannot trace this model ({type(e).__name__}); every level re-runs the "
                       "whole model", file=sys.stderr)
 
-    def baseline(self):
+    def baseline(self) -> tuple:
         """(headline metric, outputs) of the unpruned model."""
         outputs = self.evaluator.outputs(self.model)
         return self.evaluator.score(outputs)["headline"], outputs
@@ -103,7 +104,7 @@ class SensitivityAnalysis:
             reconstruct(model, self.model, [plan], self.grams_of(group), self.following)
         return model
 
-    def grams_of(self, group):
+    def grams_of(self, group: PrunableGroup) -> dict:
         """The input grams of the layers that pruning `group` makes refit: those of every group, from one pass
         over the images, when they fit in memory; else one group's at a time (a model of wide k x k convs)."""
         if self._grams[0] not in ("all", group.param):
@@ -117,14 +118,14 @@ class SensitivityAnalysis:
         return {name for name, m in self.model.named_modules()
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and self.position.get(name, -1) >= first}
 
-    def members(self, group):
+    def members(self, group: PrunableGroup) -> set[str]:
         return {edit.module for edit in self.graph.plan(group, [0])}
 
-    def cut_of(self, group):
+    def cut_of(self, group: PrunableGroup):
         """Where the part of the model that pruning `group` changes begins (None: re-run the whole model)."""
         return None if self.splitter is None else self.splitter.cut_before(self.members(group))
 
-    def cached_bytes(self, cut):
+    def cached_bytes(self, cut) -> int:
         """What the activations at `cut` take for every image the analysis runs: while walking to the next
         cut, two such sets are alive."""
         device = next(self.model.parameters()).device
@@ -134,7 +135,7 @@ class SensitivityAnalysis:
             (0 if self.calibration is None else len(self.calibration))
         return probe.numel() * probe.element_size() * images
 
-    def activations_at(self, cut):
+    def activations_at(self, cut) -> tuple:
         """(pair images, flipped images, calibration images) as they arrive at `cut`, walked forward from the
         previous layer's cut when that one lies before it, else computed from the images."""
         if self._cached is not None and self._cached[0][0] <= cut[0]:
@@ -155,7 +156,7 @@ class SensitivityAnalysis:
                 "reconstruction": str(self.reconstruction_images), "criterion": self.criterion,
                 "weights": self.weights}
 
-    def rows(self, group, levels, baseline, progress=None):
+    def rows(self, group: PrunableGroup, levels, baseline: tuple, progress=None) -> Iterator[dict]:
         """One CSV row per level for one group, computed as cheaply as the model allows."""
         scores = group_scores(self.model, group, self.criterion, self.ranks)
         inputs = flipped = None
@@ -189,7 +190,7 @@ class SensitivityAnalysis:
 
 
 # ------------------------------------------------------------------------------------------ CSV
-def read_rows(path):
+def read_rows(path: str | Path) -> tuple[str, list[dict]]:
     """Finished rows of an interrupted run; a torn last line (killed mid-write) is ignored."""
     path = Path(path)
     if not path.is_file():
@@ -217,12 +218,12 @@ class RowWriter:
         columns = next(csv.reader([existing_text.splitlines()[0]])) if existing_text else CSV_COLUMNS
         self.writer = csv.DictWriter(self.file, columns, extrasaction="ignore")
 
-    def write(self, row):
+    def write(self, row: dict) -> None:
         self.writer.writerow(row)
         self.file.flush()
         os.fsync(self.file.fileno())
 
-    def close(self):
+    def close(self) -> None:
         self.file.close()
 
 
@@ -249,7 +250,7 @@ def check_resumed(path, rows, expected: dict, layers, levels):
                                 f"{value}")
 
 
-def shard_of(index, world):
+def shard_of(index: int, world: int) -> int:
     """Which process measures the index-th group. A group costs the part of the network after it, so costs
     fall with depth: dealing them out back and forth (0 1 1 0 0 1 ...) balances the shards far better
     than round robin (measured in BENCHMARKS.md)."""
@@ -298,7 +299,8 @@ def run_sensitivity(config: SensitivityConfig, loaded, evaluator, ranks=None, ca
     todo = [g for g in mine if any((g.param, level_text(v)) not in finished for v in levels)]
     print(f"sensitivity analysis: {len(analysis.graph.groups)} layers x {len(levels)} levels, criterion "
           f"{criterion}, {'naive' if config.naive else 'fast'} path"
-          + (f", BN statistics re-estimated on {config.bn_recalibrate} training images" if config.bn_recalibrate else "")
+          + (f", BN statistics re-estimated on {config.bn_recalibrate} training images"
+             if config.bn_recalibrate else "")
           + (f", refitted on {config.reconstruct}" if config.reconstruct else "")
           + (f", shard {rank + 1}/{world}" if world > 1 else ""))
     baseline = analysis.baseline()
@@ -332,7 +334,7 @@ def run_sensitivity(config: SensitivityConfig, loaded, evaluator, ranks=None, ca
     return {"csv": str(csv_path), "baseline": baseline[0], "layers": len(analysis.graph.groups), "levels": levels}
 
 
-def merge_shards(csv_path, world, existing_text, order, levels):
+def merge_shards(csv_path: Path, world: int, existing_text: str, order: list, levels: list) -> None:
     rows = read_rows(csv_path)[1] if existing_text else []
     for r in range(world):
         part = csv_path.with_name(f"{csv_path.name}.part{r}")

@@ -68,7 +68,7 @@ def save_checkpoint(path, model, arch: str, keep=None, input_size=None, embeddin
     return Path(path)
 
 
-def portable_state_dict(model):
+def portable_state_dict(model: torch.nn.Module) -> OrderedDict:
     """The state_dict on the CPU, keeping its per-module versions (`_metadata`): quantized layers read them
     to decide how to load. Quantized Linear layers also keep a (weight, bias) tuple and a dtype."""
     state = model.state_dict()

@@ -8,7 +8,8 @@ DATA_SOURCES = ("lfw", "company", "company_zkx", "classification")
 DEFAULT_TRAIN_DATA = "data/train_data/orl_s1-20"
 
 
-def add_pair_list_flags(group, required=False, pair_list_help=None):
+def add_pair_list_flags(group: argparse._ActionsContainer, required: bool = False,
+                        pair_list_help: str | None = None) -> None:
     group.add_argument("--test_root_path", required=required, help="folder the pair list's paths are relative to")
     group.add_argument("--img_list_label_path", required=required,
                        help=pair_list_help or "pair list 'path1 path2 label', LFW pairs.txt, or 'path class'")
@@ -16,7 +17,7 @@ def add_pair_list_flags(group, required=False, pair_list_help=None):
                        help="lfw: 10-fold accuracy; company: TPR@FPR; classification: liveness TPR@FPR of class 1")
 
 
-def add_repair_flags(group):
+def add_repair_flags(group: argparse._ActionsContainer) -> None:
     group.add_argument("--bn_recalibrate", type=int, default=0, metavar="N",
                        help="re-estimate BN statistics on N training images after thinning (sa: adaptive-BN "
                             "evaluation of every level)")
@@ -26,7 +27,8 @@ def add_repair_flags(group):
                        help="ImageFolder of identities, for repair, fine-tuning and calibration (never the test pairs)")
 
 
-def add_round_to_flag(group, help_text="round kept widths to a multiple of this"):
+def add_round_to_flag(group: argparse._ActionsContainer,
+                      help_text: str = "round kept widths to a multiple of this") -> None:
     group.add_argument("--round_to", type=int, default=1, help=help_text)
 
 

@@ -10,7 +10,7 @@ SHAPED_LAYERS = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.Layer
 
 
 class _ShapedLayersAsLeaves(fx.Tracer):
-    def is_leaf_module(self, module, qualified_name):
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
         return isinstance(module, SHAPED_LAYERS) or super().is_leaf_module(module, qualified_name)
 
 
@@ -24,7 +24,7 @@ class GraphSplitter:
         """Values defined before node j that node j or a later one still reads (parameters aside)."""
         return [n for n in self.nodes[:j] if n.op != "get_attr" and any(self.index[u] >= j for u in n.users)]
 
-    def cut_before(self, module_names):
+    def cut_before(self, module_names: set[str]) -> tuple | None:
         """The last node at or before the first call of any of `module_names` where one value is alive."""
         first = min((i for i, n in enumerate(self.nodes) if n.op == "call_module" and n.target in module_names),
                     default=None)
@@ -36,7 +36,7 @@ class GraphSplitter:
                 return j, alive[0]
         return None
 
-    def prefix(self, root, cut):
+    def prefix(self, root: nn.Module, cut: tuple) -> fx.GraphModule:
         """GraphModule computing the cut value from the model input."""
         j, value = cut
         graph, env = fx.Graph(), {}
@@ -45,7 +45,7 @@ class GraphSplitter:
         graph.output(env[value])
         return _compiled(root, graph)
 
-    def segment(self, root, start, end):
+    def segment(self, root: nn.Module, start: tuple, end: tuple) -> fx.GraphModule:
         """GraphModule from the value alive at cut `start` to the value alive at the later cut `end`: walking
         down the network cut by cut costs one forward pass in all."""
         (j0, v0), (j1, v1) = start, end
@@ -57,7 +57,7 @@ class GraphSplitter:
         graph.output(env[v1])
         return _compiled(root, graph)
 
-    def suffix(self, root, cut):
+    def suffix(self, root: nn.Module, cut: tuple) -> fx.GraphModule:
         """GraphModule computing the model output from the cut value."""
         j, value = cut
         graph, env = fx.Graph(), {}

@@ -1,5 +1,7 @@
 """Parameter and MAC counts. MACs count conv and linear multiply-accumulates only, as Distiller did
 (BN, activations and adds are free); torch's own FLOP counter does the counting."""
+from typing import Callable
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -33,8 +35,8 @@ class ThinnedMacs:
     def __init__(self, model, input_size):
         self.input_size, positions = tuple(input_size), {}
 
-        def record(name):
-            def count(module, inputs, output):
+        def record(name: str) -> Callable:
+            def count(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
                 channels = output.shape[1] if isinstance(module, torch.nn.Conv2d) else output.shape[-1]
                 positions[name] = positions.get(name, 0) + output.numel() // channels
             return count

@@ -38,10 +38,10 @@ class OnnxModel:
         shape = self.session.get_inputs()[0].shape
         self.input_size = tuple(shape[2:]) if all(isinstance(s, int) for s in shape[2:]) else None
 
-    def eval(self):
+    def eval(self) -> "OnnxModel":
         return self
 
-    def cpu(self):
+    def cpu(self) -> "OnnxModel":
         return self
 
     def __call__(self, x):

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -73,13 +74,13 @@ class OpenVinoModel:
         self.metadata = (json.loads(self.model.get_rt_info([METADATA_KEY]).astype(str))
                          if self.model.has_rt_info([METADATA_KEY]) else {})
 
-    def eval(self):
+    def eval(self) -> "OpenVinoModel":
         return self
 
-    def cpu(self):
+    def cpu(self) -> "OpenVinoModel":
         return self
 
-    def compiled_for(self, shape):
+    def compiled_for(self, shape: tuple) -> Callable:
         key = (shape, torch.get_num_threads())
         if key not in self.compiled:
             model = self.model.clone()

@@ -70,5 +70,6 @@ def schedule_text(ratios: dict, input_size, header_lines=()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_schedule(path, ratios, input_size, header_lines=(), overwrite=True):
+def write_schedule(path: Path | str, ratios: dict, input_size: tuple, header_lines: list | tuple = (),
+                   overwrite: bool = True) -> Path:
     return write_text(path, schedule_text(ratios, input_size, header_lines), overwrite)

@@ -20,7 +20,7 @@ def _no_deprecation_warnings():
 
 
 @torch.no_grad()
-def freeze_for_inference(model, input_size):
+def freeze_for_inference(model: torch.nn.Module, input_size: tuple) -> torch.jit.ScriptModule:
     """The model traced, frozen (BN folded) and with its weights in channels-last order: oneDNN's
     depthwise and 1x1 convolutions run faster on it (SFace at batch 32, BENCHMARKS.md). Inputs stay NCHW."""
     example = torch.zeros(1, 3, *input_size, device=next(model.parameters()).device)
@@ -29,7 +29,7 @@ def freeze_for_inference(model, input_size):
         return torch.jit.freeze(torch.jit.trace(model, example))
 
 
-def load_torchscript(path):
+def load_torchscript(path: Path | str) -> torch.jit.ScriptModule:
     try:
         with _no_deprecation_warnings():
             return torch.jit.load(str(path), map_location="cpu").eval()

@@ -1,5 +1,6 @@
 """InsightFace IR-ResNets (arcface_torch's iresnet): BN-first basic blocks with PReLU and a downsample branch
 in the first block of every stage, then BN -> dropout -> flatten -> Linear -> BN1d."""
+import torch
 import torch.nn as nn
 
 from .common import feature_map_size
@@ -22,7 +23,7 @@ class IRBlock(nn.Module):
             self.downsample = nn.Sequential(nn.Conv2d(in_c, planes, 1, stride, bias=False),
                                             nn.BatchNorm2d(planes, eps=BN_EPS))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn3(self.conv2(self.prelu(self.bn2(self.conv1(self.bn1(x))))))
         identity = x if self.downsample is None else self.downsample(x)
         return out + identity
@@ -46,7 +47,7 @@ class IResNet(nn.Module):
         self.fc = nn.Linear(512 * h * w, embedding_size)
         self.features = nn.BatchNorm1d(embedding_size, eps=BN_EPS)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.prelu(self.bn1(self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.features(self.fc(self.flatten(self.dropout(self.bn2(x)))))
@@ -58,15 +59,15 @@ BLOCK_CONV1 = r"layer\d+\.\d+\.conv1\.weight"
 
 
 @register_model("resnet34", InputSpec((112, 112)), input_sizes=SIZES, schedule_layers=BLOCK_CONV1)
-def resnet34(input_size=(112, 112), embedding_size=512):
+def resnet34(input_size: tuple = (112, 112), embedding_size: int = 512) -> IResNet:
     return IResNet((3, 4, 6, 3), embedding_size, input_size)
 
 
 @register_model("resnet50", InputSpec((112, 112)), input_sizes=SIZES, schedule_layers=BLOCK_CONV1)
-def resnet50(input_size=(112, 112), embedding_size=512):
+def resnet50(input_size: tuple = (112, 112), embedding_size: int = 512) -> IResNet:
     return IResNet((3, 4, 14, 3), embedding_size, input_size)
 
 
 @register_model("resnet100", InputSpec((112, 112)), input_sizes=SIZES, schedule_layers=BLOCK_CONV1)
-def resnet100(input_size=(112, 112), embedding_size=512):
+def resnet100(input_size: tuple = (112, 112), embedding_size: int = 512) -> IResNet:
     return IResNet((3, 13, 30, 3), embedding_size, input_size)

@@ -6,6 +6,8 @@ partners, residual stages, next layers' inputs) follow. Which channels go does n
 checkpoint's weights are loaded afterwards. This is what makes hand-written "pruned definition" files
 unnecessary, for zoo models and user models alike.
 """
+from typing import Callable
+
 import torch
 import torch.nn as nn
 import torch_pruning as tp
@@ -21,7 +23,7 @@ def record_keep(model) -> dict:
     return {name: layer_width(m) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
 
 
-def build_graph(model, input_size, ignored_layers=()):
+def build_graph(model: nn.Module, input_size: tuple, ignored_layers: list | tuple = ()) -> tp.DependencyGraph:
     h, w = input_size
     device = next(model.parameters()).device
     with torch.enable_grad():  # the graph is traced through autograd, even when called under no_grad
@@ -30,7 +32,7 @@ def build_graph(model, input_size, ignored_layers=()):
             verbose=False)
 
 
-def out_channel_pruner(module):
+def out_channel_pruner(module: nn.Module) -> Callable:
     return tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
 
 

@@ -8,7 +8,7 @@ import torch
 from commen_utils.checkpoint import load_checkpoint, load_weights
 from commen_utils.errors import UserError
 
-from .registry import InputSpec, create_model, get_entry
+from .registry import InputSpec, ModelEntry, create_model, get_entry
 
 
 @dataclass
@@ -23,7 +23,7 @@ class LoadedModel:
     precision: str = "fp32"  # int8: the model runs quantized kernels; its float layout is create_model(arch, keep)
 
 
-def parse_size(text):
+def parse_size(text: str | tuple | None) -> tuple | None:
     """'112', '112x112' or '144x122' (HxW) -> (H, W)."""
     if text is None or isinstance(text, tuple):
         return text
@@ -58,7 +58,7 @@ def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input
                        info.get("keep"), entry.task, settings.get("precision", "fp32"))
 
 
-def input_spec(entry, size, preprocess):
+def input_spec(entry: ModelEntry, size: tuple, preprocess: dict | None) -> InputSpec:
     return replace(entry.spec, size=size, **{k: v for k, v in (preprocess or {}).items() if v is not None})
 
 

@@ -3,6 +3,7 @@
 Module names follow the original (conv1, conv2_dw, conv_23, conv_3.model.0.conv.conv, ...) so that users'
 state_dicts and schedule YAMLs keep working.
 """
+import torch
 import torch.nn as nn
 
 from .common import ConvBlock, LinearBlock, feature_map_size
@@ -19,7 +20,7 @@ class DepthWise(nn.Module):
         self.project = LinearBlock(expansion, out_c, 1)
         self.residual = residual
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.conv_dw(self.conv(x)))
         return x + out if self.residual else out
 
@@ -30,7 +31,7 @@ class Residual(nn.Module):
         self.model = nn.Sequential(*[DepthWise(channels, channels, expansion, residual=True)
                                      for _ in range(num_block)])
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
 
@@ -53,7 +54,7 @@ class MobileFaceNet(nn.Module):
         self.linear = nn.Linear(512, embedding_size, bias=False)
         self.bn = nn.BatchNorm1d(embedding_size)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         for stage in (self.conv1, self.conv2_dw, self.conv_23, self.conv_3, self.conv_34, self.conv_4,
                       self.conv_45, self.conv_5, self.conv_6_sep, self.conv_6_dw):
             x = stage(x)
@@ -67,11 +68,11 @@ EXPANSION_ONLY = r".*\.conv\.conv\.weight"
 
 @register_model("mobilefacenet", InputSpec((112, 112)), input_sizes=((144, 122),),
                 schedule_layers=EXPANSION_ONLY)
-def mobilefacenet(input_size=(112, 112), embedding_size=512):
+def mobilefacenet(input_size: tuple = (112, 112), embedding_size: int = 512) -> MobileFaceNet:
     return MobileFaceNet(embedding_size, input_size)
 
 
 @register_model("mobilefacenet_y2", InputSpec((112, 112)), input_sizes=((144, 122),),
                 schedule_layers=EXPANSION_ONLY)
-def mobilefacenet_y2(input_size=(112, 112), embedding_size=512):
+def mobilefacenet_y2(input_size: tuple = (112, 112), embedding_size: int = 512) -> MobileFaceNet:
     return MobileFaceNet(embedding_size, input_size, blocks=(2, 8, 16, 4), y2=True)

@@ -10,6 +10,9 @@ import importlib.util
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
+
+import torch.nn as nn
 
 from commen_utils.errors import UserError
 
@@ -34,7 +37,7 @@ class ModelEntry:
     # Which prunable layers auto_make_yaml schedules by default (the original's per-family choice).
     schedule_layers: str = r".*"
 
-    def build(self, input_size=None, embedding_size=None):
+    def build(self, input_size: tuple | None = None, embedding_size: int | None = None) -> nn.Module:
         return self.factory(input_size=tuple(input_size or self.spec.size),
                             embedding_size=embedding_size or self.embedding_size)
 
@@ -44,7 +47,7 @@ _REGISTRY: dict = {}
 
 def register_model(name, spec: InputSpec = InputSpec(), embedding_size=512, task="verification",
                    input_sizes=(), schedule_layers=r".*"):
-    def wrap(factory):
+    def wrap(factory: Callable) -> Callable:
         _REGISTRY[name] = ModelEntry(name, factory, spec, embedding_size, task, tuple(input_sizes), schedule_layers)
         return factory
     return wrap
@@ -57,7 +60,7 @@ def _import_families():
             importlib.import_module(f"model_define.{info.name}")
 
 
-def list_models():
+def list_models() -> list:
     _import_families()
     return sorted(_REGISTRY)
 
@@ -86,7 +89,7 @@ def _entry_from_file(ref: str) -> ModelEntry:
 
     accepted = inspect.signature(factory).parameters
 
-    def build(input_size, embedding_size):  # pass only what the user's factory takes
+    def build(input_size: tuple, embedding_size: int) -> nn.Module:  # pass only what the user's factory takes
         offered = {"input_size": input_size, "embedding_size": embedding_size}
         return factory(**{k: v for k, v in offered.items() if k in accepted})
     return ModelEntry(ref, build, input_spec, getattr(module, "EMBEDDING_SIZE", 512))
@@ -102,7 +105,8 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def create_model(name, input_size=None, embedding_size=None, keep=None):
+def create_model(name: str, input_size: tuple | None = None, embedding_size: int | None = None,
+                 keep: dict | None = None) -> nn.Module:
     entry = get_entry(name)
     model = entry.build(input_size, embedding_size)
     if keep:

@@ -45,13 +45,13 @@ class SFace(nn.Module):
         self.fc = nn.Linear(FEATURES * 7 * 7, embedding_size)
         self.features = nn.BatchNorm1d(embedding_size, eps=HEAD_BN_EPS)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.body((x - 127.5) * 0.0078125)
         return self.features(self.fc(self.flatten(self.dropout(self.bn1(x)))))
 
 
 @register_model("sface", InputSpec((112, 112), channel_order="RGB", mean=0.0, std=1.0), embedding_size=128)
-def sface(input_size=(112, 112), embedding_size=128):
+def sface(input_size: tuple = (112, 112), embedding_size: int = 128) -> SFace:
     return SFace(embedding_size)
 
 
@@ -63,7 +63,8 @@ def bundled_onnx_path() -> Path:
     return Path(spec.origin).parent / ONNX_RELATIVE_PATH
 
 
-def dequantize_blocks(q, scale, zero_point, axis, block_size):
+def dequantize_blocks(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int,
+                      block_size: int) -> np.ndarray:
     """(q - zero_point) * scale, each block's scale/zero-point repeated over `block_size` entries along
     `axis` (the last block may be shorter). onnx's reference evaluator does not cover block sizes."""
     n = q.shape[axis]
@@ -92,7 +93,7 @@ def onnx_weights(path) -> dict:
 def state_dict_from_onnx(path=None) -> dict:
     t = onnx_weights(path or bundled_onnx_path())
 
-    def bn(prefix, onnx_prefix):
+    def bn(prefix: str, onnx_prefix: str) -> dict:
         return {f"{prefix}.weight": t[f"{onnx_prefix}_gamma"], f"{prefix}.bias": t[f"{onnx_prefix}_beta"],
                 f"{prefix}.running_mean": t[f"{onnx_prefix}_moving_mean"],
                 f"{prefix}.running_var": t[f"{onnx_prefix}_moving_var"]}

@@ -28,7 +28,7 @@ class ShuffleBlock(nn.Module):
             self.branch_proj = nn.Sequential(
                 *_conv_bn(in_c, in_c, 3, 2, groups=in_c, prelu=False), *_conv_bn(in_c, in_c, 1))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 2:
             return torch.cat((self.branch_proj(x), self.branch_main(x)), 1)
         b, c, h, w = x.shape
@@ -59,11 +59,11 @@ class ShuffleFaceNetV2(nn.Module):
         self.flatten = nn.Flatten()
         self.bn = nn.BatchNorm1d(embedding_size)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv_last(self.features(self.first_conv(x)))
         return self.bn(self.flatten(self.classifier(self.gdc(x))))
 
 
 @register_model("shufflefacenet_v2", InputSpec((144, 122)), input_sizes=((112, 112),))
-def shufflefacenet_v2(input_size=(144, 122), embedding_size=512):
+def shufflefacenet_v2(input_size: tuple = (144, 122), embedding_size: int = 512) -> ShuffleFaceNetV2:
     return ShuffleFaceNetV2(embedding_size, input_size)

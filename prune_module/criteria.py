@@ -15,7 +15,7 @@ CRITERIA: dict[str, type["Criterion"]] = {}
 
 
 def register_criterion(name: str) -> Callable:
-    def add(cls):
+    def add(cls: type) -> type:
         CRITERIA[name] = cls
         cls.name = name
         return cls
@@ -52,19 +52,19 @@ class WeightCriterion(Criterion):
 
 @register_criterion("l1")
 class L1(WeightCriterion):
-    def filter_scores(self, weight):
+    def filter_scores(self, weight: torch.Tensor) -> torch.Tensor:
         return l1_scores(weight)
 
 
 @register_criterion("fpgm")
 class FPGM(WeightCriterion):
-    def filter_scores(self, weight):
+    def filter_scores(self, weight: torch.Tensor) -> torch.Tensor:
         return fpgm_scores(weight)
 
 
 @register_criterion("hrank")
 class HRank(Criterion):
-    def scores(self, model, group):
+    def scores(self, model: nn.Module, group: PrunableGroup) -> torch.Tensor:
         if self.ranks is None or group.param not in self.ranks:
             raise UserError(f"no HRank ranks for {group.param}")
         return torch.as_tensor(self.ranks[group.param], dtype=torch.float64)

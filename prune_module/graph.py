@@ -37,7 +37,7 @@ class PrunableGroup:
     renormalised: bool = False  # a LayerNorm reads the channels (see renormalised())
 
     @property
-    def param(self):
+    def param(self) -> str:
         return f"{self.leader}.weight"
 
     def channels_to_remove(self, scores, ratio: float, round_to: int = 1) -> list[int]:

@@ -11,10 +11,10 @@ from commen_utils.batching import batches as batch_iter, device_of
 from commen_utils.checkpoint import weights_digest
 from commen_utils.hooks import forward_hooks
 
-from .graph import ChannelGraph
+from .graph import ChannelGraph, PrunableGroup
 
 
-def feature_module(graph, group):
+def feature_module(graph: ChannelGraph, group: PrunableGroup) -> str:
     """Where HRank reads a group's feature maps: the leader's activation (else its BN, else the conv)."""
     parent = group.leader.rpartition(".")[0]
     members = [edit.module for edit in graph.plan(group, [0]) if edit.module.startswith(parent)]
@@ -26,7 +26,8 @@ def feature_module(graph, group):
 
 
 @torch.no_grad()
-def hrank_ranks(model, graph, images, batch_size, batches):
+def hrank_ranks(model: nn.Module, graph: ChannelGraph, images: torch.Tensor, batch_size: int,
+                batches: int) -> dict:
     """{leader weight: average matrix rank of each channel's feature map} over `batches` batches."""
     watched = {feature_module(graph, g): g.param for g in graph.groups}
     totals, count = {}, 0
@@ -45,7 +46,7 @@ def hrank_ranks(model, graph, images, batch_size, batches):
     return {param: (total / count).cpu() for param, total in totals.items()}
 
 
-def load_or_compute_ranks(loaded, evaluator, batches, rank_path):
+def load_or_compute_ranks(loaded, evaluator, batches: int, rank_path: str | Path) -> dict:
     """HRank ranks, cached as .npz under --rank_path (work_space/rank_conv/), keyed by a hash of the weights
     (not a file name: two checkpoints called best.pt are two models), the input size and the batch count."""
     h, w = loaded.input_size

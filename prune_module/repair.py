@@ -184,7 +184,8 @@ def removed_channels(plans: list[list[Edit]]) -> tuple[dict, dict]:
     return removed_in, removed_out
 
 
-def refit(original, pruned, name, removed_out, gram, cross, following_bn, ridge):
+def refit(original: nn.Module, pruned: nn.Module, name: str, removed_out, gram: torch.Tensor, cross: torch.Tensor,
+          following_bn: dict, ridge: float) -> None:
     """Least squares for one layer: `gram` = sum of x x^T over the input columns it keeps (plus a constant
     channel), `cross` = sum of x_unpruned x^T. The fitted constant term goes into the following BN's running
     mean (or the layer's bias). A ridge of `ridge` x mean diagonal keeps the solve well posed."""

@@ -7,7 +7,7 @@ from model_define import get_entry
 from .graph import ChannelGraph
 
 
-def summarize(loaded):
+def summarize(loaded) -> dict:
     model, size = loaded.model, loaded.input_size
     graph = ChannelGraph(model, size)
     params, macs = count_params(model), count_macs(model, size)
@@ -18,7 +18,8 @@ def summarize(loaded):
     for g in graph.groups:
         others = [p for p in g.producers if p != g.leader]
         width = f"{g.width} = {g.channel_groups}x{g.width // g.channel_groups}" if g.channel_groups > 1 else g.width
-        coupled = f"{', '.join(others[:4])}{' ...' if len(others) > 4 else ''}{' (LayerNorm)' if g.renormalised else ''}"
+        coupled = f"{', '.join(others[:4])}{' ...' if len(others) > 4 else ''}"
+        coupled += " (LayerNorm)" if g.renormalised else ""
         print(f"  {g.param:40s} {width:>5}  {coupled}")
     if graph.excluded:
         print(f"{len(graph.excluded)} layer(s) that cannot be pruned:")
@@ -28,6 +29,6 @@ def summarize(loaded):
             "unprunable_layers": graph.excluded}
 
 
-def keep_widths(model):
+def keep_widths(model: nn.Module) -> list[int]:
     """The original's printed keep list: out-channels of every conv weight, in state_dict order."""
     return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]

@@ -21,7 +21,7 @@ from commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_pair_list_flags, add
 from commen_utils.errors import UserError, exit_code
 from commen_utils.results import write_result_json
 from commen_utils.schedule import write_schedule
-from pruning_analysis_tools.curves import read_curves, repair_text
+from pruning_analysis_tools.curves import Curves, read_curves, repair_text
 
 if TYPE_CHECKING:  # imported where it is used, as late as possible
     from test_module.evaluate import EvaluationConfig
@@ -35,7 +35,7 @@ def original_rule(curve: dict, expected: float) -> float:
     return max(v for v in levels if v >= closest and curve[v] >= curve[closest])
 
 
-def faithful_schedule(curves, layers, expected):
+def faithful_schedule(curves: Curves, layers: list[str], expected: float) -> dict:
     best = max(max(c.values()) for c in curves.accuracy.values())
     if expected > best:
         raise UserError(f"--expected_acc {expected}: no layer reaches it at any level (best {best:.4f})")
@@ -43,14 +43,15 @@ def faithful_schedule(curves, layers, expected):
 
 
 @functools.lru_cache(maxsize=4)
-def unpruned_graph(model_name, input_size, embedding_size=None):
+def unpruned_graph(model_name: str, input_size: tuple, embedding_size: int | None = None):
     from model_define import create_model
     from prune_module.graph import ChannelGraph
 
     return ChannelGraph(create_model(model_name, input_size, embedding_size).eval(), input_size)
 
 
-def measured_counts(model_name, input_size, ratios, embedding_size=None, round_to=1):
+def measured_counts(model_name: str, input_size, ratios: dict, embedding_size: int | None = None,
+                    round_to: int = 1) -> tuple[int, int]:
     """(MACs, params) of the model pruned by `ratios`: counts depend on widths only, not on weights. The
     bisections ask for many: the groups are found once."""
     from commen_utils.model_stats import count_macs, count_params
@@ -79,7 +80,7 @@ def level_at_damage(damage: dict, tau: float) -> float:
     return ratio
 
 
-def fit_to_budget(allocation, targets, counts, high):
+def fit_to_budget(allocation, targets: dict, counts, high: float) -> tuple:
     """Bisection on the scalar knob of `allocation(x) -> ratios` (more pruning as x grows) until the real
     pruned model meets every target. Returns (ratios, reached ratios)."""
     base = counts({})
@@ -108,7 +109,7 @@ def level_at_slope(damage: dict, saving: dict, slope: float) -> float:
     return ratio
 
 
-def budget_schedules(curves, layers, targets, counts):
+def budget_schedules(curves: Curves, layers: list[str], targets: dict, counts) -> dict:
     """Candidate schedules meeting the budget: uniform (one fraction for every layer); the measured curves'
     equal-damage shape (every layer pruned until its predicted damage reaches one common threshold) and
     halfway between the two; and, where the CSV has MAC counts, the damage-per-MAC shape (each layer pruned
@@ -193,7 +194,7 @@ class ScheduleConfig:
     train_root: str = DEFAULT_TRAIN_DATA
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--csv", required=True, help="sensitivity CSV (from --mode sa)")
     p.add_argument("--model", required=True, help="the model the CSV was measured on (chooses the layers)")
@@ -290,7 +291,7 @@ def schedule_config(args) -> ScheduleConfig:
                           bn_recalibrate=args.bn_recalibrate, train_root=args.train_data_path)
 
 
-def main(argv=None):
+def main(argv: list | None = None) -> int:
     args = build_parser().parse_args(argv)
     reuse_freed_memory()  # as main.py does by default: this CLI runs models too
     return exit_code(lambda: write_result_json(args.result_json, make_schedule(schedule_config(args))))

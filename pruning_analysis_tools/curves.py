@@ -18,14 +18,14 @@ class Curves:
     repair: dict = field(default_factory=dict)      # {"reconstruct": N, "bn_recalibrate": N} the SA ran with
 
     @property
-    def layers(self):
+    def layers(self) -> list[str]:
         return list(self.accuracy)
 
     @property
-    def baseline(self):
+    def baseline(self) -> float:
         return next(iter(self.accuracy.values())).get(0.0)
 
-    def damage(self, layer):
+    def damage(self, layer: str) -> dict:
         """{level: predicted damage} of one layer: 1 - cosine to the unpruned outputs where the CSV has it
         (smooth, and it does not saturate the way a 10-fold accuracy on a few thousand pairs does), else
         the metric lost."""

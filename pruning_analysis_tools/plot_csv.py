@@ -10,11 +10,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from commen_utils.errors import exit_code
-from pruning_analysis_tools.curves import read_curves
+from pruning_analysis_tools.curves import Curves, read_curves
 from test_module.plots import save_figure
 
 
-def plot_curves(curves, out_dir, per_figure=8, title="Pruning sensitivity"):
+def plot_curves(curves: Curves, out_dir, per_figure: int = 8, title: str = "Pruning sensitivity") -> list:
     layers = curves.layers
     out_dir = Path(out_dir)
     paths = []
@@ -36,7 +36,7 @@ def plot_curves(curves, out_dir, per_figure=8, title="Pruning sensitivity"):
     return paths
 
 
-def main(argv=None):
+def main(argv: list | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--csv", required=True)
     p.add_argument("--output_dir", default="work_space/sensitivity_data/plots")

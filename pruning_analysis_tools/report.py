@@ -45,7 +45,7 @@ def plot_widths(widths: dict, path):
     return save_figure(fig, path)
 
 
-def plot_accuracy_vs_macs(rows, candidates, metric, path):
+def plot_accuracy_vs_macs(rows: list[dict], candidates: list[dict], metric: str, path) -> None:
     """Every variant, plus each candidate schedule auto_make_yaml measured (on its own, analysis pairs)."""
     fig, ax = plt.subplots(figsize=(8, 5))
     base = rows[0]["macs"]
@@ -62,7 +62,7 @@ def plot_accuracy_vs_macs(rows, candidates, metric, path):
     return save_figure(fig, path)
 
 
-def float_layout(loaded):
+def float_layout(loaded) -> torch.nn.Module:
     """What params, MACs and widths are counted on: an INT8 or exported model's float twin (packed weights
     hide both)."""
     from model_define.registry import create_model
@@ -123,7 +123,7 @@ def measure(config: ReportConfig) -> dict:
             "candidates": candidates, "csv": config.csv, "notes": list(config.notes)}
 
 
-def table(rows):
+def table(rows: list[dict]) -> str:
     lines = ["| variant | params (M) | MACs (M) | latency bs1, 1 thread (ms) | 10-fold accuracy | "
              "TPR@FPR=1e-2 | TPR@FPR=1e-3 | AUC |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -134,7 +134,7 @@ def table(rows):
     return "\n".join(lines)
 
 
-def render(data, out):
+def render(data: dict, out: Path):
     """report.md and its PNGs from measured data (fresh, or read back from report.json)."""
     import numpy as np
 
@@ -173,7 +173,7 @@ def build_report(config: ReportConfig):
     return render(data, out)
 
 
-def rebuild_report(report_json, output_dir=None):
+def rebuild_report(report_json: str | Path, output_dir: str | None = None):
     """`main.py --mode report --result_json report.json`: the same report again, from saved results."""
     import json
 
@@ -188,7 +188,7 @@ def rebuild_report(report_json, output_dir=None):
     return render(data, Path(output_dir) if output_dir else path.parent)
 
 
-def main(argv=None):
+def main(argv: list | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variant", action="append", required=True, metavar="LABEL=CHECKPOINT")
     add_pair_list_flags(p, required=True)

@@ -9,6 +9,7 @@ import io
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -41,7 +42,7 @@ def candidate_settings(isa: CpuIsa) -> list:
 
 
 @contextlib.contextmanager
-def quiet():
+def quiet() -> Iterator[None]:
     """quantize_static prints its calibration steps and logs a warning per 1-d weight on the root logger."""
     root = logging.getLogger()
     level = root.level
@@ -59,7 +60,7 @@ class _ImageReader:
     def __init__(self, images: torch.Tensor, batch_size: int):
         self.batches = iter([{INPUT: images[i:i + batch_size].numpy()} for i in range(0, len(images), batch_size)])
 
-    def get_next(self):
+    def get_next(self) -> dict | None:
         return next(self.batches, None)
 
 

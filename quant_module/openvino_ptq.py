@@ -9,6 +9,7 @@ settings are worth trying; the cosine and the timing decide.
 """
 import logging
 from dataclasses import asdict, dataclass
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -73,7 +74,7 @@ def quantize_with_cosine_control(ov_fp32, calibration: torch.Tensor, validation:
     nncf = _nncf()
     items = [(validation[i:i + 1].numpy(), reference[i:i + 1]) for i in range(len(validation))]
 
-    def mean_cosine(compiled, data):
+    def mean_cosine(compiled: Callable, data: Iterable) -> tuple:
         cosines = [F.cosine_similarity(torch.from_numpy(np.array(compiled(x)[0])), ref, dim=1).item()
                    for x, ref in data]
         return float(np.mean(cosines)), cosines

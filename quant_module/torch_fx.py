@@ -12,13 +12,15 @@ Two fixes of our own:
 """
 import copy
 import warnings
+from typing import Callable
 
 import torch
 import torch.nn as nn
-from torch.ao.quantization import QConfig, get_default_qconfig_mapping
+from torch.ao.quantization import QConfig, QConfigMapping, get_default_qconfig_mapping
 from torch.ao.quantization.observer import (HistogramObserver, MinMaxObserver, ObserverBase,
                                             PerChannelMinMaxObserver)
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+from torch.fx import GraphModule
 from tqdm import tqdm
 
 from commen_utils.checkpoint import load_weights
@@ -46,12 +48,12 @@ class PReLUSlopeObserver(ObserverBase):
         self.register_buffer("low", torch.tensor(0.0))
         self.register_buffer("high", torch.tensor(1.0))
 
-    def forward(self, slopes):
+    def forward(self, slopes: torch.Tensor) -> torch.Tensor:
         self.low = torch.minimum(self.low, slopes.detach().min())
         self.high = torch.maximum(self.high, slopes.detach().max())
         return slopes
 
-    def calculate_qparams(self):
+    def calculate_qparams(self) -> tuple:
         steps = int(255 // float(self.high - self.low))
         return torch.tensor([1.0 / steps]), torch.tensor([int(round(-float(self.low) * steps))])
 
@@ -66,7 +68,7 @@ class PercentileObserver(ObserverBase):
         self.register_buffer("low", torch.tensor(0.0))
         self.register_buffer("high", torch.tensor(0.0))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.detach().float().flatten()
         if flat.numel() > 2 ** 24:  # torch.quantile's input limit
             flat = flat[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[:2 ** 24]]
@@ -74,18 +76,18 @@ class PercentileObserver(ObserverBase):
         self.low, self.high = torch.minimum(self.low, low), torch.maximum(self.high, high)
         return x
 
-    def calculate_qparams(self):
+    def calculate_qparams(self) -> tuple:
         levels = 127 if self.reduce_range else 255
         scale = max(float(self.high - self.low) / levels, 1e-8)
         return torch.tensor([scale]), torch.tensor([min(levels, int(round(-float(self.low) / scale)))])
 
 
-def activation_observer(name, reduce_range):
+def activation_observer(name: str, reduce_range: bool) -> Callable:
     return {"histogram": HistogramObserver, "minmax": MinMaxObserver,
             "percentile": PercentileObserver}[name].with_args(reduce_range=reduce_range)
 
 
-def qconfig_mapping(backend, observer, reduce_range):
+def qconfig_mapping(backend: str, observer: str, reduce_range: bool) -> QConfigMapping:
     """Per-channel int8 weights, calibrated activations; nn.PReLU integer with a correct slope grid, FloatPReLU
     left in float."""
     weight = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
@@ -95,11 +97,11 @@ def qconfig_mapping(backend, observer, reduce_range):
             .set_object_type(FloatPReLU, None))
 
 
-def prelu_names(model):
+def prelu_names(model: nn.Module) -> list:
     return [name for name, module in model.named_modules() if type(module) is nn.PReLU]
 
 
-def float_prelus(model, integer=()):
+def float_prelus(model: nn.Module, integer: list | tuple = ()) -> nn.Module:
     """Swap every nn.PReLU not named in `integer` for a FloatPReLU holding the same slopes."""
     for name in prelu_names(model):
         if name not in integer:
@@ -111,7 +113,7 @@ def float_prelus(model, integer=()):
     return model
 
 
-def prelu_microseconds(shape, repeats=50):
+def prelu_microseconds(shape: tuple, repeats: int = 50) -> tuple:
     """(integer, float) time of one PReLU on a quantized activation of `shape`, in the current engine."""
     x = torch.quantize_per_tensor(torch.randn(shape), 0.05, 128, torch.quint8)
     x = x.contiguous(memory_format=torch.channels_last)  # as quantized convs hand it over
@@ -124,14 +126,14 @@ def prelu_microseconds(shape, repeats=50):
 
 
 @torch.no_grad()
-def faster_integer_prelus(model, input_size, batch, backend):
+def faster_integer_prelus(model: nn.Module, input_size: tuple, batch: int, backend: str) -> list:
     """The PReLUs that run faster in integer than in float, measured here at their own input shape and
     `batch`: which kind wins depends on the CPU, the shape and the batch."""
     torch.backends.quantized.engine = backend
     shapes = {}
 
-    def record(name):
-        def hook(module, inputs, output):
+    def record(name: str) -> Callable:
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
             shapes[name] = tuple(inputs[0].shape)
         return hook
 
@@ -141,7 +143,7 @@ def faster_integer_prelus(model, input_size, batch, backend):
     return [name for name, shape in shapes.items() if timings[shape][0] < timings[shape][1]]
 
 
-def prepare_int8(model, input_size, settings):
+def prepare_int8(model: nn.Module, input_size: tuple, settings: dict) -> GraphModule:
     """The float model with observers inserted (FX), ready to calibrate; `settings` is what a checkpoint
     stores to rebuild the same structure: backend, observer, integer_prelus (names), reduce_range."""
     torch.backends.quantized.engine = settings["backend"]
@@ -152,28 +154,30 @@ def prepare_int8(model, input_size, settings):
         return prepare_fx(model, mapping, example_inputs=(torch.zeros(1, 3, *input_size),))
 
 
-def convert_int8(prepared):
+def convert_int8(prepared: GraphModule) -> GraphModule:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return convert_fx(prepared)
 
 
 @torch.no_grad()
-def quantize_int8(model, input_size, images, settings, batch_size=16, progress=True):
+def quantize_int8(model: nn.Module, input_size: tuple, images: torch.Tensor, settings: dict, batch_size: int = 16,
+                  progress: bool = True) -> GraphModule:
     prepared = prepare_int8(model, input_size, settings)
     for i in tqdm(range(0, len(images), batch_size), desc="calibrating", disable=None if progress else True):
         prepared(images[i:i + batch_size])
     return convert_int8(prepared)
 
 
-def integer_prelu_state(quantized):
+def integer_prelu_state(quantized: nn.Module) -> dict:
     """torch's quantized PReLU keeps its slopes, output scale and zero point as plain attributes, outside the
     state_dict: a checkpoint carries them in its metadata instead."""
     return {name: {"weight": module.weight, "scale": module.scale, "zero_point": module.zero_point}
             for name, module in quantized.named_modules() if isinstance(module, torch.ao.nn.quantized.PReLU)}
 
 
-def load_int8(model, input_size, settings, state_dict, source):
+def load_int8(model: nn.Module, input_size: tuple, settings: dict, state_dict: dict | None,
+              source: str) -> GraphModule:
     """A saved INT8 model: the float model (right widths) -> the same quantized layout -> its weights."""
     quantized = int8_structure(model, input_size, settings)
     if state_dict is not None:
@@ -185,7 +189,7 @@ def load_int8(model, input_size, settings, state_dict, source):
     return quantized
 
 
-def int8_structure(model, input_size, settings):
+def int8_structure(model: nn.Module, input_size: tuple, settings: dict) -> GraphModule:
     """An uncalibrated INT8 model with the layout a saved one has, to load its state_dict into."""
     with warnings.catch_warnings():  # observers that saw no data warn; their values are about to be loaded
         warnings.simplefilter("ignore")

@@ -2,6 +2,8 @@
 similarity and handed to the metric functions."""
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -10,10 +12,11 @@ from tqdm import tqdm
 
 from commen_utils.errors import UserError
 from dataloader import ImageDataset, load_image, make_loader, read_class_list, read_pair_list
+from model_define.registry import InputSpec
 
 from . import metrics
 
-def hidden(progress):
+def hidden(progress: bool) -> bool | None:
     """tqdm's `disable`: None shows bars on a terminal only, so that logs and error output stay clean."""
     return None if progress else True
 
@@ -32,7 +35,7 @@ class Evaluator:
         self.cache_images, self.progress = cache_images, progress
         self._images = None
 
-    def images(self, flip=False):
+    def images(self, flip: bool = False) -> torch.Tensor:
         """All images as one tensor (kept when cache_images: sensitivity analysis re-embeds them often)."""
         if self._images is None or flip:
             loader = make_loader(ImageDataset(self.paths, self.spec, flip), self.batch_size, self.workers)
@@ -44,7 +47,7 @@ class Evaluator:
         return self._images
 
     @torch.no_grad()
-    def forward(self, model, inputs=None, flip=False):
+    def forward(self, model: Callable, inputs: torch.Tensor | None = None, flip: bool = False) -> torch.Tensor:
         """Raw outputs of `model` (any callable) for every image, in self.paths order. `inputs` replaces the
         decoded images (e.g. cached activations); batches always fall at the same boundaries, so a
         computation split in two parts gives bit-identical outputs."""
@@ -60,13 +63,15 @@ class Evaluator:
                    for x, _ in tqdm(loader, total=total, desc="embedding", disable=hidden(self.progress), leave=False)]
         return torch.cat(outputs)
 
-    def embeddings(self, model, inputs=None, flipped_inputs=None):
+    def embeddings(self, model: Callable, inputs: torch.Tensor | None = None,
+                   flipped_inputs: torch.Tensor | None = None) -> torch.Tensor:
         out = self.forward(model, inputs)
         if self.flip:
             out = F.normalize(out, dim=1) + F.normalize(self.forward(model, flipped_inputs, flip=True), dim=1)
         return F.normalize(out, dim=1)
 
-    def outputs(self, model, inputs=None, flipped_inputs=None):
+    def outputs(self, model: Callable, inputs: torch.Tensor | None = None,
+                flipped_inputs: torch.Tensor | None = None) -> torch.Tensor:
         """What the metrics are computed from: L2-normalised embeddings, or logits for classification."""
         if self.data_source == "classification":
             return self.forward(model, inputs)
@@ -85,10 +90,10 @@ class PairEvaluator(Evaluator):
         self.right = torch.tensor([index[b] for _, b, _ in pairs])
         self.labels = np.array([label for *_, label in pairs])
 
-    def pair_scores(self, embeddings):
+    def pair_scores(self, embeddings: torch.Tensor) -> np.ndarray:
         return (embeddings[self.left] * embeddings[self.right]).sum(1).double().numpy()
 
-    def score(self, embeddings):
+    def score(self, embeddings: torch.Tensor) -> dict:
         scores = self.pair_scores(embeddings)
         result = metrics.verification_metrics(scores, self.labels, self.target_fprs)
         result["roc"] = metrics.roc(scores, self.labels)
@@ -102,7 +107,7 @@ class ClassificationEvaluator(Evaluator):
         super().__init__([p for p, _ in items], spec, **kwargs)
         self.labels = np.array([int(c == 1) for _, c in items])
 
-    def score(self, logits):
+    def score(self, logits: torch.Tensor) -> dict:
         scores = torch.softmax(logits, 1)[:, 1].double().numpy()
         tprs, min_fpr = metrics.tpr_at_fpr(scores, self.labels, self.target_fprs)
         result = {"tpr_at_fpr": tprs, "min_resolvable_fpr": min_fpr, "auc": metrics.roc(scores, self.labels)[3],
@@ -110,14 +115,14 @@ class ClassificationEvaluator(Evaluator):
         return with_headline(result, "classification", self.target_fprs)
 
 
-def with_headline(result, data_source, target_fprs):
+def with_headline(result: dict, data_source: str, target_fprs: tuple) -> dict:
     key = HEADLINE[data_source]
     result["headline_name"] = key if key == "accuracy" else f"TPR@FPR={target_fprs[0]:g}"
     result["headline"] = result[key] if key == "accuracy" else result[key][float(target_fprs[0])]
     return result
 
 
-def unreadable_images(paths, spec, progress=True):
+def unreadable_images(paths: list, spec: InputSpec, progress: bool = True) -> dict:
     """{path: reason} for every image that does not decode to the model's input. Costs one extra decode of
     each image, paid only when the user asks to skip bad ones."""
     bad = {}
@@ -129,7 +134,8 @@ def unreadable_images(paths, spec, progress=True):
     return bad
 
 
-def without_bad_images(items, paths_of, spec, list_path, progress=True):
+def without_bad_images(items: list, paths_of: Callable, spec: InputSpec, list_path: Path | str,
+                       progress: bool = True) -> list:
     """Drop the list entries that use an unreadable image, and say so."""
     bad = unreadable_images(sorted({p for item in items for p in paths_of(item)}), spec, progress)
     if not bad:
@@ -141,7 +147,8 @@ def without_bad_images(items, paths_of, spec, list_path, progress=True):
     return kept
 
 
-def make_evaluator(data_source, root, list_path, spec, skip_bad_images=False, **kwargs):
+def make_evaluator(data_source: str, root: Path | str, list_path: Path | str, spec: InputSpec,
+                   skip_bad_images: bool = False, **kwargs) -> Evaluator:
     classification = data_source == "classification"
     items = read_class_list(list_path, root) if classification else read_pair_list(list_path, root)
     if skip_bad_images:

@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import KFold
 
 
-def best_threshold(scores, labels):
+def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     """The threshold t maximising accuracy of `score >= t`, placed midway between neighbouring scores."""
     order = np.argsort(scores, kind="stable")
     s, y = np.asarray(scores, float)[order], np.asarray(labels)[order]
@@ -26,7 +26,7 @@ def best_threshold(scores, labels):
     return (s[i - 1] + s[i]) / 2
 
 
-def kfold_accuracy(scores, labels, n_folds=10):
+def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, n_folds: int = 10) -> tuple:
     """LFW protocol: for each fold, the threshold chosen on the other folds is applied to it.
     Returns (mean accuracy, std, mean threshold). Folds are consecutive, as LFW's pairs are; a list shorter
     than n_folds gets one fold per pair."""
@@ -40,13 +40,13 @@ def kfold_accuracy(scores, labels, n_folds=10):
     return float(np.mean(accuracies)), float(np.std(accuracies)), float(np.mean(thresholds))
 
 
-def roc(scores, labels):
+def roc(scores: np.ndarray, labels: np.ndarray) -> tuple:
     """(fpr, tpr, thresholds) with every point kept, and the AUC."""
     fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)
     return fpr, tpr, thr, float(roc_auc_score(labels, scores))
 
 
-def tpr_at_fpr(scores, labels, target_fprs):
+def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, target_fprs: tuple | list) -> tuple:
     """{target: best TPR with FPR <= target}. Also returns the lowest non-zero FPR the negatives can resolve
     (1 / #negatives): a target below it can only be met at FPR 0."""
     fpr, tpr, _, _ = roc(scores, labels)
@@ -54,7 +54,8 @@ def tpr_at_fpr(scores, labels, target_fprs):
     return result, 1.0 / int(np.sum(np.asarray(labels) == 0))
 
 
-def verification_metrics(scores, labels, target_fprs=(1e-6,), n_folds=10):
+def verification_metrics(scores: np.ndarray, labels: np.ndarray, target_fprs: tuple | list = (1e-6,),
+                         n_folds: int = 10) -> dict:
     accuracy, accuracy_std, threshold = kfold_accuracy(scores, labels, n_folds)
     tprs, min_fpr = tpr_at_fpr(scores, labels, target_fprs)
     return {"accuracy": accuracy, "accuracy_std": accuracy_std, "threshold": threshold,

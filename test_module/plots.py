@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from commen_utils.atomic import atomic_path  # noqa: E402
 
@@ -21,7 +24,7 @@ def plot_roc(curves: dict, path, title="ROC"):
     return save_figure(fig, path)
 
 
-def save_figure(fig, path):
+def save_figure(fig: Figure, path: Path | str) -> Path | str:
     """Every PNG of the tool: laid out, written whole or not at all, and closed."""
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 HEADS = {}
 
 
-def register_head(name):
-    def add(cls):
+def register_head(name: str):
+    def add(cls: type) -> type:
         HEADS[name] = cls
         return cls
     return add
@@ -24,7 +24,7 @@ class MarginHead(nn.Module):
         self.weight = nn.Parameter(torch.empty(classes, embedding_size))
         nn.init.normal_(self.weight, std=0.01)
 
-    def target_logit(self, cosine):
+    def target_logit(self, cosine: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, embeddings, labels):
@@ -39,7 +39,7 @@ class ArcFace(MarginHead):
     """cos(theta + m) on the target; past theta = pi - m, where that stops decreasing, the linear stand-in
     cos(theta) - m*sin(m) that InsightFace uses keeps the logit monotonic."""
 
-    def target_logit(self, cosine):
+    def target_logit(self, cosine: torch.Tensor) -> torch.Tensor:
         sine = (1 - cosine ** 2).clamp(min=1e-9).sqrt()
         with_margin = cosine * math.cos(self.m) - sine * math.sin(self.m)
         return torch.where(cosine > math.cos(math.pi - self.m), with_margin, cosine - self.m * math.sin(self.m))
@@ -50,7 +50,7 @@ class CosFace(MarginHead):
     def __init__(self, embedding_size, classes, s=64.0, m=0.35):
         super().__init__(embedding_size, classes, s, m)
 
-    def target_logit(self, cosine):
+    def target_logit(self, cosine: torch.Tensor) -> torch.Tensor:
         return cosine - self.m
 
 
@@ -66,6 +66,6 @@ def similarity_distillation(student_maps: list, teacher_maps: list) -> torch.Ten
     return total / max(1, len(student_maps))
 
 
-def embedding_distillation(student, teacher):
+def embedding_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """1 - cosine between the student's and the teacher's embeddings: what verification compares."""
     return (1 - F.cosine_similarity(student, teacher.detach(), dim=1)).mean()

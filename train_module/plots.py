@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from test_module.plots import save_figure  # noqa: E402
 
 
-def plot_history(rows, headline, path):
+def plot_history(rows: list[dict], headline: str, path) -> None:
     fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     trained = [r for r in rows if "loss" in r]
     for key, label in (("loss", "total"), ("head", "margin head"), ("kd", "distillation")):

@@ -73,7 +73,7 @@ def mixed(images, alpha, draws: np.random.Generator):
     return weights * images + (1 - weights) * images[partners]
 
 
-def parameter_groups(modules, weight_decay):
+def parameter_groups(modules: list, weight_decay: float) -> list[dict]:
     """Weight decay on conv/linear weights and head centres only: not on BN, biases or PReLU slopes."""
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
     return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
@@ -109,7 +109,7 @@ class Learner(nn.Module):
         return losses
 
 
-def replicas_identical(model, world):
+def replicas_identical(model: nn.Module, world: int) -> bool:
     """Every process holds the same weights and buffers as rank 0 (checked rather than trusted). DDP keeps
     the weights equal; BN running statistics drift by the last batch of each process, so rank 0's are
     broadcast first: they are the ones saved."""
@@ -164,18 +164,18 @@ class FineTune:
                                          momentum=config.momentum)
         self.epoch, self.best, self.history = 0, -math.inf, []
 
-    def state(self):
+    def state(self) -> dict:
         return {"epoch": self.epoch, "best": self.best, "history": self.history,
                 "optimizer": self.optimizer.state_dict(),
                 "head": self.head.state_dict() if self.head is not None else None}
 
-    def restore(self, state):
+    def restore(self, state: dict) -> None:
         self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
         self.optimizer.load_state_dict(state["optimizer"])
         if self.head is not None and state["head"] is not None:
             self.head.load_state_dict(state["head"])
 
-    def train_epoch(self):
+    def train_epoch(self) -> dict:
         self.learner.train()
         if self.config.freeze_bn_stats:
             for module in self.model.modules():
@@ -208,7 +208,7 @@ class FineTune:
         self.epoch += 1
         return {name: total / steps for name, total in sums.items()}
 
-    def score(self):
+    def score(self) -> float:
         """Headline metric on the pair list (rank 0 scores; the others get its number)."""
         value = torch.tensor([self.evaluator(self.model)["headline"] if self.rank == 0 else 0.0], dtype=torch.float64)
         if self.world > 1:
@@ -216,7 +216,7 @@ class FineTune:
         return value.item()
 
 
-def history_csv(rows, headline):
+def history_csv(rows: list[dict], headline: str) -> str:
     """The log as CSV text: one row per epoch (epoch 0 is the model before training)."""
     buffer = io.StringIO()
     fields = ["epoch", "lr", "loss", "head", "kd", "features", headline, "seconds", "replicas_identical"]
@@ -287,9 +287,10 @@ def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, te
         if job.rank == 0:
             save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": 0, headline: start}, **common)
     if job.rank == 0:
+        features = f", feature maps {config.feature_kd} at {len(job.feature_layers)} layers" \
+            if job.feature_layers else ""
         print(f"fine-tuning {loaded.arch} for {config.epochs} epochs on {run.train_root} "
-              f"({len(job.dataset)} images, head {config.head}, distillation weight {config.kd_weight}"
-              f"{f', feature maps {config.feature_kd} at {len(job.feature_layers)} layers' if job.feature_layers else ''}); "
+              f"({len(job.dataset)} images, head {config.head}, distillation weight {config.kd_weight}{features}); "
               f"{headline} before: {job.history[0][headline]:.4f}; run folder {folder}")
     try:
         while job.epoch < config.epochs:
