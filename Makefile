@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-data.txt setup.py
 setup: $(STAMP)
 
 data: setup
-	$(PY) -m data.prepare_default
+	$(PY) -m compression_tool.data.prepare_default
 
 demo: data
 	bash demo.sh

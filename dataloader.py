@@ -7,8 +7,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from commen_utils.errors import UserError
-from model_define.registry import InputSpec
+from compression_tool.commen_utils.errors import UserError
+from compression_tool.model_define.registry import InputSpec
 
 
 def read_lines(path: Path | str, what: str = "list") -> list:

@@ -8,10 +8,11 @@ import sys
 
 import torch
 
-from commen_utils.allocator import reuse_freed_memory
-from commen_utils.cli_flags import add_pair_list_flags, add_repair_flags, add_round_to_flag, evaluation_settings
-from commen_utils.errors import UserError
-from commen_utils.results import write_result_json
+from compression_tool.commen_utils.allocator import reuse_freed_memory
+from compression_tool.commen_utils.cli_flags import (add_pair_list_flags, add_repair_flags, add_round_to_flag,
+                                                    evaluation_settings)
+from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.results import write_result_json
 
 MODES = ("test", "summary", "sa", "prune", "quantization", "finetune", "report")
 CRITERIA = ("l1", "fpgm", "hrank")  # prune_module.criteria.CRITERIA (a test keeps them equal); --help imports no engine
@@ -27,7 +28,7 @@ def default_device() -> str:
 
 
 def quantization_config(args: argparse.Namespace):
-    from quantization import QuantizationConfig, default_backend
+    from compression_tool.quantization import QuantizationConfig, default_backend
     return QuantizationConfig(backend=args.quant_backend or default_backend(), observer=args.observer, prelu=args.prelu,
                               prelu_batch=args.prelu_batch, calib_batch_size=args.calib_batch_size,
                               max_cosine_drop=args.max_cosine_drop, min_cosine=args.min_cosine, fp16=args.fp16,
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def finetune_config(args: argparse.Namespace):
-    from train_module.trainer import FineTuneConfig
+    from compression_tool.train_module.trainer import FineTuneConfig
 
     try:
         milestones = tuple(int(m) for m in args.milestones.split(",") if m.strip())
@@ -191,19 +192,19 @@ def finetune_config(args: argparse.Namespace):
 
 
 def evaluation_config(args: argparse.Namespace):
-    from test_module.evaluate import EvaluationConfig
+    from compression_tool.test_module.evaluate import EvaluationConfig
     return EvaluationConfig(**evaluation_settings(args))
 
 
 def sensitivity_config(args: argparse.Namespace, criterion: str):
-    from sensitivity_analysis import SensitivityConfig
+    from compression_tool.sensitivity_analysis import SensitivityConfig
     return SensitivityConfig(levels=args.sparsities, criterion=criterion, output_folder=args.sensitivity_csv_path,
                              resume=args.resume, naive=args.sa_naive, cache_gb=args.sa_cache_gb,
                              bn_recalibrate=args.bn_recalibrate, reconstruct=args.reconstruct, device=args.device)
 
 
 def prune_config(args: argparse.Namespace, criterion: str):
-    from pruning import PruneConfig
+    from compression_tool.pruning import PruneConfig
     return PruneConfig(schedule_path=args.yaml_path, criterion=criterion, round_to=args.round_to,
                        reconstruct=args.reconstruct, bn_recalibrate=args.bn_recalibrate,
                        save_checkpoint=args.save_model_pt, output_folder=args.pruned_save_model_path,
@@ -211,7 +212,7 @@ def prune_config(args: argparse.Namespace, criterion: str):
 
 
 def finetune_run(args: argparse.Namespace):
-    from train_module.trainer import FineTuneRun
+    from compression_tool.train_module.trainer import FineTuneRun
     return FineTuneRun(train_root=args.train_data_path, work_path=args.work_path, resume=args.resume,
                        head_path=args.head_path, workers=args.num_workers, device=args.device,
                        overwrite=args.overwrite)
@@ -226,10 +227,10 @@ def checked_criterion(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace):
-    from model_define.loading import load_model
+    from compression_tool.model_define.loading import load_model
 
     if args.mode == "report":
-        from pruning_analysis_tools.report import rebuild_report
+        from compression_tool.pruning_analysis_tools.report import rebuild_report
         if not args.result_json:
             raise UserError("--mode report needs --result_json: the report.json to draw the report from")
         rebuild_report(args.result_json, args.report_dir)
@@ -245,20 +246,20 @@ def run(args: argparse.Namespace):
     loaded = load_model(args.model, checkpoint, args.from_data_parallel, args.input_size, args.embedding_size,
                         args.device, preprocess)
     if args.mode == "summary":
-        from prune_module.summary import summarize
+        from compression_tool.prune_module.summary import summarize
         return summarize(loaded)
     for flag in ("test_root_path", "img_list_label_path"):
         if not getattr(args, flag):
             raise UserError(f"--{flag} is required for --mode {args.mode}")
     evaluation = evaluation_config(args)
     if args.mode == "test":
-        from test_module.runner import TestConfig, run_test
+        from compression_tool.test_module.runner import TestConfig, run_test
         return run_test(TestConfig(evaluation, args.roc_png), loaded)
-    from test_module.evaluate import evaluator_from_config
+    from compression_tool.test_module.evaluate import evaluator_from_config
     evaluator = evaluator_from_config(evaluation, loaded.spec, cache_images=True, progress=args.mode != "sa")
-    from dataloader import sample_images
+    from compression_tool.dataloader import sample_images
     if args.mode == "quantization":
-        from quantization import check_config, run_quantization
+        from compression_tool.quantization import check_config, run_quantization
         config = quantization_config(args)
         check_config(config)
         count = args.calib_batches * args.calib_batch_size
@@ -270,7 +271,7 @@ def run(args: argparse.Namespace):
             validation = calibration
         return run_quantization(config, loaded, evaluator, calibration, validation)
     if args.mode == "finetune":
-        from train_module.trainer import run_finetune
+        from compression_tool.train_module.trainer import run_finetune
         config = finetune_config(args)
         teacher = load_model(loaded.arch, args.teacher_path, args.from_data_parallel, loaded.input_size,
                              loaded.embedding_size, args.device).model if args.teacher_path else None
@@ -279,12 +280,12 @@ def run(args: argparse.Namespace):
     images = sample_images(args.train_data_path, loaded.spec, needed) if needed else None
     ranks = None
     if criterion == "hrank":
-        from prune_module.hrank import load_or_compute_ranks
+        from compression_tool.prune_module.hrank import load_or_compute_ranks
         ranks = load_or_compute_ranks(loaded, evaluator, args.hrank_batches, args.rank_path)
     if args.mode == "sa":
-        from sensitivity_analysis import run_sensitivity
+        from compression_tool.sensitivity_analysis import run_sensitivity
         return run_sensitivity(sensitivity_config(args, criterion), loaded, evaluator, ranks, images)
-    from pruning import run_prune
+    from compression_tool.pruning import run_prune
     return run_prune(prune_config(args, criterion), loaded, evaluator, images, ranks)
 
 

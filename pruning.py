@@ -6,17 +6,17 @@ from pathlib import Path
 
 import torch
 
-from commen_utils.atomic import write_text
-from commen_utils.checkpoint import save_checkpoint
-from commen_utils.errors import UserError
-from commen_utils.model_stats import count_macs, count_params
-from commen_utils.schedule import read_schedule
-from commen_utils.timestamp import time_stamp
-from model_define.keep import record_keep
-from prune_module.graph import ChannelGraph
-from prune_module.repair import Repair
-from prune_module.summary import keep_widths
-from prune_module.thinning import Thinned, prune_and_repair
+from compression_tool.commen_utils.atomic import write_text
+from compression_tool.commen_utils.checkpoint import save_checkpoint
+from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.model_stats import count_macs, count_params
+from compression_tool.commen_utils.schedule import read_schedule
+from compression_tool.commen_utils.timestamp import time_stamp
+from compression_tool.model_define.keep import record_keep
+from compression_tool.prune_module.graph import ChannelGraph
+from compression_tool.prune_module.repair import Repair
+from compression_tool.prune_module.summary import keep_widths
+from compression_tool.prune_module.thinning import Thinned, prune_and_repair
 
 
 @dataclass(frozen=True)
@@ -94,5 +94,5 @@ def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=No
 
 
 if __name__ == "__main__":  # the original's README ran `python pruning.py ...`: same flags as main.py
-    from main import main
+    from compression_tool.main import main
     sys.exit(main())

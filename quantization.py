@@ -16,17 +16,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from commen_utils import openvino_io
-from commen_utils.atomic import staged_files
-from commen_utils.checkpoint import save_checkpoint
-from commen_utils.cpu_isa import CpuIsa, read_cpu_isa
-from commen_utils.errors import UserError
-from commen_utils.onnx_io import OnnxModel, export_onnx
-from commen_utils.timestamp import time_stamp
-from commen_utils.torchscript_io import freeze_for_inference, save_torchscript
-from quant_module import onnxruntime_ptq, openvino_ptq, torch_fx
-from quant_module.selection import (Candidate, candidate_rows, candidate_table, fastest_accurate, keep_best, measure,
-                                    side_by_side_ms)
+from compression_tool.commen_utils import openvino_io
+from compression_tool.commen_utils.atomic import staged_files
+from compression_tool.commen_utils.checkpoint import save_checkpoint
+from compression_tool.commen_utils.cpu_isa import CpuIsa, read_cpu_isa
+from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.onnx_io import OnnxModel, export_onnx
+from compression_tool.commen_utils.timestamp import time_stamp
+from compression_tool.commen_utils.torchscript_io import freeze_for_inference, save_torchscript
+from compression_tool.quant_module import onnxruntime_ptq, openvino_ptq, torch_fx
+from compression_tool.quant_module.selection import (Candidate, candidate_rows, candidate_table, fastest_accurate,
+                                                     keep_best, measure, side_by_side_ms)
 
 RUNTIMES = ("openvino", "onnxruntime", "torch")
 ENGINE_ALIASES = {"x86": "x86", "fbgemm": "fbgemm", "torch": "x86"}  # the original's values name torch's kernels
@@ -265,5 +265,5 @@ def print_table(data_source: str, rows: dict, chosen_int8: str) -> None:
 
 
 if __name__ == "__main__":  # same flags as main.py
-    from main import main
+    from compression_tool.main import main
     sys.exit(main())

@@ -18,17 +18,17 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from commen_utils.checkpoint import weights_digest
-from commen_utils.distributed import distributed_context
-from commen_utils.errors import UserError
-from commen_utils.graph_split import GraphSplitter
-from commen_utils.model_stats import ThinnedMacs, count_params
-from commen_utils.timestamp import time_stamp
-from prune_module.criteria import group_scores
-from prune_module.graph import ChannelGraph, PrunableGroup, apply_plan, call_order
-from prune_module.repair import (following_norms, gram_bytes, input_grams, recalibrate_bn, reconstruct,
+from compression_tool.commen_utils.checkpoint import weights_digest
+from compression_tool.commen_utils.distributed import distributed_context
+from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.graph_split import GraphSplitter
+from compression_tool.commen_utils.model_stats import ThinnedMacs, count_params
+from compression_tool.commen_utils.timestamp import time_stamp
+from compression_tool.prune_module.criteria import group_scores
+from compression_tool.prune_module.graph import ChannelGraph, PrunableGroup, apply_plan, call_order
+from compression_tool.prune_module.repair import (following_norms, gram_bytes, input_grams, recalibrate_bn, reconstruct,
                                  refittable_consumers)
-from test_module.evaluate import hidden
+from compression_tool.test_module.evaluate import hidden
 
 # Distiller's five columns, then ours: the pruned model's size, the mean cosine between its outputs and the
 # unpruned model's (a smooth, low-noise measure of damage that the budget search uses), how many training

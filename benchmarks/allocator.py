@@ -12,8 +12,8 @@ from common import ROOT, machine
 
 PROBE = """
 import sys, time, torch
-from commen_utils.allocator import reuse_freed_memory
-from model_define.sface import sface
+from compression_tool.commen_utils.allocator import reuse_freed_memory
+from compression_tool.model_define.sface import sface
 if sys.argv[1] == "reuse":
     reuse_freed_memory()
 torch.set_num_threads(1)

@@ -22,7 +22,7 @@ REUSE = False  # set by reuse_memory(), reported by machine()
 def reuse_memory():
     """What the CLIs do by default (--allocator reuse), for the benchmarks that run models in-process."""
     global REUSE
-    from commen_utils.allocator import reuse_freed_memory
+    from compression_tool.commen_utils.allocator import reuse_freed_memory
     REUSE = reuse_freed_memory()
 
 

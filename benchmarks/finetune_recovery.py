@@ -15,16 +15,16 @@ from pathlib import Path
 import torch
 
 from common import HELDOUT, ORL, SFACE, TRAIN, TRAIN_PAIRS, machine, reuse_memory
-from commen_utils.checkpoint import load_checkpoint, save_checkpoint
-from commen_utils.model_stats import count_macs
-from dataloader import sample_images
-from model_define.keep import record_keep
-from model_define.loading import load_model
-from prune_module.graph import ChannelGraph
-from prune_module.repair import Repair
-from prune_module.thinning import prune_and_repair
-from test_module.evaluate import make_evaluator
-from train_module.trainer import FineTuneConfig, FineTuneRun, run_finetune
+from compression_tool.commen_utils.checkpoint import load_checkpoint, save_checkpoint
+from compression_tool.commen_utils.model_stats import count_macs
+from compression_tool.dataloader import sample_images
+from compression_tool.model_define.keep import record_keep
+from compression_tool.model_define.loading import load_model
+from compression_tool.prune_module.graph import ChannelGraph
+from compression_tool.prune_module.repair import Repair
+from compression_tool.prune_module.thinning import prune_and_repair
+from compression_tool.test_module.evaluate import make_evaluator
+from compression_tool.train_module.trainer import FineTuneConfig, FineTuneRun, run_finetune
 
 # Each row: what is changed from the trainer's distillation settings of the demo (SGD, BN statistics frozen).
 TECHNIQUES = {

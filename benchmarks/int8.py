@@ -17,14 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from common import ORL, PAIRS, SFACE, TRAIN, machine, reuse_memory
-from commen_utils import openvino_io
-from commen_utils.cpu_isa import read_cpu_isa
-from commen_utils.onnx_io import OnnxModel, export_onnx
-from dataloader import sample_images
-from model_define.loading import load_model
-from quant_module import onnxruntime_ptq, openvino_ptq, torch_fx
-from quant_module.selection import keep_best, side_by_side_ms
-from test_module.evaluate import make_evaluator
+from compression_tool.commen_utils import openvino_io
+from compression_tool.commen_utils.cpu_isa import read_cpu_isa
+from compression_tool.commen_utils.onnx_io import OnnxModel, export_onnx
+from compression_tool.dataloader import sample_images
+from compression_tool.model_define.loading import load_model
+from compression_tool.quant_module import onnxruntime_ptq, openvino_ptq, torch_fx
+from compression_tool.quant_module.selection import keep_best, side_by_side_ms
+from compression_tool.test_module.evaluate import make_evaluator
 
 
 def variants(loaded, calibration, validation, folder, isa, repeats):

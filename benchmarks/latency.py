@@ -11,12 +11,12 @@ import copy
 import torch
 
 from common import SFACE, machine, reuse_memory
-from commen_utils.latency import median_latency_ms
-from commen_utils.model_stats import count_macs
-from commen_utils.torchscript_io import freeze_for_inference
-from model_define.loading import load_model
-from prune_module.graph import ChannelGraph
-from prune_module.thinning import prune_model
+from compression_tool.commen_utils.latency import median_latency_ms
+from compression_tool.commen_utils.model_stats import count_macs
+from compression_tool.commen_utils.torchscript_io import freeze_for_inference
+from compression_tool.model_define.loading import load_model
+from compression_tool.prune_module.graph import ChannelGraph
+from compression_tool.prune_module.thinning import prune_model
 
 
 def uniform(model, ratio, round_to):

@@ -15,16 +15,16 @@ from pathlib import Path
 import torch
 
 from common import ORL, PAIRS, SFACE, TRAIN, TRAIN_PAIRS, machine, reuse_memory, timed_cli
-from commen_utils.model_stats import count_macs
-from dataloader import sample_images
-from model_define.loading import load_model
-from prune_module.graph import ChannelGraph
-from prune_module.repair import (Repair, following_norms, input_grams, recalibrate_bn, reconstruct,
+from compression_tool.commen_utils.model_stats import count_macs
+from compression_tool.dataloader import sample_images
+from compression_tool.model_define.loading import load_model
+from compression_tool.prune_module.graph import ChannelGraph
+from compression_tool.prune_module.repair import (Repair, following_norms, input_grams, recalibrate_bn, reconstruct,
                                  refittable_consumers)
-from prune_module.thinning import prune_and_repair, prune_model
-from pruning_analysis_tools.auto_make_yaml import budget_schedules, faithful_schedule
-from pruning_analysis_tools.curves import read_curves
-from test_module.evaluate import make_evaluator
+from compression_tool.prune_module.thinning import prune_and_repair, prune_model
+from compression_tool.pruning_analysis_tools.auto_make_yaml import budget_schedules, faithful_schedule
+from compression_tool.pruning_analysis_tools.curves import read_curves
+from compression_tool.test_module.evaluate import make_evaluator
 
 TARGETS = (0.7, 0.5, 0.3)
 CALIB = 64

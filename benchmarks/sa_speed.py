@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from common import HELDOUT, ORL, SFACE, machine, reuse_memory, timed_cli
-from model_define.loading import load_model
-from sensitivity_analysis import SensitivityAnalysis, parse_levels
-from test_module.evaluate import make_evaluator
+from compression_tool.model_define.loading import load_model
+from compression_tool.sensitivity_analysis import SensitivityAnalysis, parse_levels
+from compression_tool.test_module.evaluate import make_evaluator
 
 
 FAST = "fast, 1 process x 1 thread"

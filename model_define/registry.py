@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch.nn as nn
 
-from commen_utils.errors import UserError
+from compression_tool.commen_utils.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def _import_families():
     package = Path(__file__).parent
     for info in pkgutil.iter_modules([str(package)]):
         if info.name not in ("registry", "keep"):
-            importlib.import_module(f"model_define.{info.name}")
+            importlib.import_module(f".{info.name}", __package__)
 
 
 def list_models() -> list:

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from commen_utils.errors import UserError
+from compression_tool.commen_utils.errors import UserError
 
 from .graph import PrunableGroup
 

@@ -17,10 +17,10 @@ import torch.nn as nn
 import torch_pruning as tp
 from torch_pruning._helpers import to_plain_idxs
 
-from commen_utils.batching import device_of
-from commen_utils.errors import UserError
-from commen_utils.hooks import forward_hooks
-from model_define.keep import build_graph, layer_width, out_channel_pruner
+from compression_tool.commen_utils.batching import device_of
+from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.hooks import forward_hooks
+from compression_tool.model_define.keep import build_graph, layer_width, out_channel_pruner
 
 
 @dataclass

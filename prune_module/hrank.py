@@ -6,10 +6,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from commen_utils.atomic import atomic_path
-from commen_utils.batching import batches as batch_iter, device_of
-from commen_utils.checkpoint import weights_digest
-from commen_utils.hooks import forward_hooks
+from compression_tool.commen_utils.atomic import atomic_path
+from compression_tool.commen_utils.batching import batches as batch_iter, device_of
+from compression_tool.commen_utils.checkpoint import weights_digest
+from compression_tool.commen_utils.hooks import forward_hooks
 
 from .graph import ChannelGraph, PrunableGroup
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from commen_utils.batching import batches, device_of
-from commen_utils.hooks import forward_hooks, input_of
+from compression_tool.commen_utils.batching import batches, device_of
+from compression_tool.commen_utils.hooks import forward_hooks, input_of
 
 from .graph import Edit, call_order
 

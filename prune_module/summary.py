@@ -1,8 +1,8 @@
 """`--mode summary`: the model's size, its prunable groups and what cannot be pruned, and the original's keep list."""
 import torch.nn as nn
 
-from commen_utils.model_stats import count_macs, count_params
-from model_define import get_entry
+from compression_tool.commen_utils.model_stats import count_macs, count_params
+from compression_tool.model_define import get_entry
 
 from .graph import ChannelGraph
 

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from commen_utils.allocator import reuse_freed_memory
-from commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_pair_list_flags, add_repair_flags,
+from compression_tool.commen_utils.allocator import reuse_freed_memory
+from compression_tool.commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_pair_list_flags, add_repair_flags,
                                     add_round_to_flag, evaluation_settings)
-from commen_utils.errors import UserError, exit_code
-from commen_utils.results import write_result_json
-from commen_utils.schedule import write_schedule
-from pruning_analysis_tools.curves import Curves, read_curves, repair_text
+from compression_tool.commen_utils.errors import UserError, exit_code
+from compression_tool.commen_utils.results import write_result_json
+from compression_tool.commen_utils.schedule import write_schedule
+from compression_tool.pruning_analysis_tools.curves import Curves, read_curves, repair_text
 
 if TYPE_CHECKING:  # imported where it is used, as late as possible
-    from test_module.evaluate import EvaluationConfig
+    from compression_tool.test_module.evaluate import EvaluationConfig
 
 
 def original_rule(curve: dict, expected: float) -> float:
@@ -44,8 +44,8 @@ def faithful_schedule(curves: Curves, layers: list[str], expected: float) -> dic
 
 @functools.lru_cache(maxsize=4)
 def unpruned_graph(model_name: str, input_size: tuple, embedding_size: int | None = None):
-    from model_define import create_model
-    from prune_module.graph import ChannelGraph
+    from compression_tool.model_define import create_model
+    from compression_tool.prune_module.graph import ChannelGraph
 
     return ChannelGraph(create_model(model_name, input_size, embedding_size).eval(), input_size)
 
@@ -54,10 +54,10 @@ def measured_counts(model_name: str, input_size, ratios: dict, embedding_size: i
                     round_to: int = 1) -> tuple[int, int]:
     """(MACs, params) of the model pruned by `ratios`: counts depend on widths only, not on weights. The
     bisections ask for many: the groups are found once."""
-    from commen_utils.model_stats import count_macs, count_params
-    from model_define import create_model
-    from prune_module.graph import ChannelGraph
-    from prune_module.thinning import prune_model
+    from compression_tool.commen_utils.model_stats import count_macs, count_params
+    from compression_tool.model_define import create_model
+    from compression_tool.prune_module.graph import ChannelGraph
+    from compression_tool.prune_module.thinning import prune_model
 
     input_size = tuple(input_size)
     model = create_model(model_name, input_size, embedding_size).eval()
@@ -147,11 +147,11 @@ def measured_choice(config: "ScheduleConfig", candidates, size):
     (use the analysis pairs, not the final test pairs)."""
     import copy
 
-    from dataloader import sample_images
-    from model_define.loading import load_model
-    from prune_module.repair import Repair
-    from prune_module.thinning import prune_and_repair
-    from test_module.evaluate import evaluator_from_config
+    from compression_tool.dataloader import sample_images
+    from compression_tool.model_define.loading import load_model
+    from compression_tool.prune_module.repair import Repair
+    from compression_tool.prune_module.thinning import prune_and_repair
+    from compression_tool.test_module.evaluate import evaluator_from_config
 
     loaded = load_model(config.model, config.checkpoint, input_size=size, embedding_size=config.embedding_size)
     evaluator = evaluator_from_config(config.evaluation, loaded.spec, batch_size=16, cache_images=True,
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 def make_schedule(config: ScheduleConfig) -> dict:
     import re
 
-    from model_define import get_entry
+    from compression_tool.model_define import get_entry
 
     if Path(config.output).exists() and not config.overwrite:  # before any work; the file may hold hand edits
         raise UserError(f"{config.output}: already exists (pass --overwrite to replace it)")
@@ -279,8 +279,8 @@ def make_schedule(config: ScheduleConfig) -> dict:
 
 
 def schedule_config(args) -> ScheduleConfig:
-    from model_define.loading import parse_size
-    from test_module.evaluate import EvaluationConfig
+    from compression_tool.model_define.loading import parse_size
+    from compression_tool.test_module.evaluate import EvaluationConfig
 
     evaluation = EvaluationConfig(**evaluation_settings(args)) if args.best_model_path else None
     return ScheduleConfig(csv=args.csv, model=args.model, output=args.output, input_size=parse_size(args.input_size),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from commen_utils.errors import UserError
+from compression_tool.commen_utils.errors import UserError
 
 REQUIRED = ["parameter", "sparsity", "top1"]
 

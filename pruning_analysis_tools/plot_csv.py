@@ -9,9 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from commen_utils.errors import exit_code
-from pruning_analysis_tools.curves import Curves, read_curves
-from test_module.plots import save_figure
+from compression_tool.commen_utils.errors import exit_code
+from compression_tool.pruning_analysis_tools.curves import Curves, read_curves
+from compression_tool.test_module.plots import save_figure
 
 
 def plot_curves(curves: Curves, out_dir, per_figure: int = 8, title: str = "Pruning sensitivity") -> list:

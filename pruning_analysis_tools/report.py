@@ -18,19 +18,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from commen_utils.atomic import write_text
-from commen_utils.allocator import reuse_freed_memory
-from commen_utils.cli_flags import add_pair_list_flags, evaluation_settings
-from commen_utils.errors import UserError, exit_code
-from commen_utils.model_stats import count_macs, count_params
-from commen_utils.results import write_result_json
-from commen_utils.timestamp import time_stamp
-from test_module.plots import save_figure
+from compression_tool.commen_utils.atomic import write_text
+from compression_tool.commen_utils.allocator import reuse_freed_memory
+from compression_tool.commen_utils.cli_flags import add_pair_list_flags, evaluation_settings
+from compression_tool.commen_utils.errors import UserError, exit_code
+from compression_tool.commen_utils.model_stats import count_macs, count_params
+from compression_tool.commen_utils.results import write_result_json
+from compression_tool.commen_utils.timestamp import time_stamp
+from compression_tool.test_module.plots import save_figure
 
 TARGET_FPRS = (1e-2, 1e-3)
 
 if TYPE_CHECKING:  # imported where it is used, as late as possible
-    from test_module.evaluate import EvaluationConfig
+    from compression_tool.test_module.evaluate import EvaluationConfig
 
 
 def plot_widths(widths: dict, path):
@@ -65,7 +65,7 @@ def plot_accuracy_vs_macs(rows: list[dict], candidates: list[dict], metric: str,
 def float_layout(loaded) -> torch.nn.Module:
     """What params, MACs and widths are counted on: an INT8 or exported model's float twin (packed weights
     hide both)."""
-    from model_define.registry import create_model
+    from compression_tool.model_define.registry import create_model
 
     if isinstance(loaded.model, torch.nn.Module) and loaded.precision != "int8":
         return loaded.model
@@ -87,10 +87,10 @@ def measure(config: ReportConfig) -> dict:
     """Score every variant on one pair list: the report's data, as plain JSON-able values."""
     import json
 
-    from commen_utils.latency import median_latency_ms
-    from model_define.loading import load_model
-    from prune_module.summary import keep_widths
-    from test_module.evaluate import evaluator_from_config
+    from compression_tool.commen_utils.latency import median_latency_ms
+    from compression_tool.model_define.loading import load_model
+    from compression_tool.prune_module.summary import keep_widths
+    from compression_tool.test_module.evaluate import evaluator_from_config
 
     if any(not label or not path for label, path in config.variants):
         raise UserError("--variant takes LABEL=CHECKPOINT")
@@ -138,9 +138,9 @@ def render(data: dict, out: Path):
     """report.md and its PNGs from measured data (fresh, or read back from report.json)."""
     import numpy as np
 
-    from pruning_analysis_tools.curves import read_curves
-    from pruning_analysis_tools.plot_csv import plot_curves
-    from test_module.plots import plot_roc
+    from compression_tool.pruning_analysis_tools.curves import read_curves
+    from compression_tool.pruning_analysis_tools.plot_csv import plot_curves
+    from compression_tool.test_module.plots import plot_roc
 
     out, rows = Path(out), data["variants"]
     metric = "10-fold accuracy" if data["data_source"] == "lfw" else "TPR at the first FPR"
@@ -202,7 +202,7 @@ def main(argv: list | None = None) -> int:
 
 
 def report_config(args) -> ReportConfig:
-    from test_module.evaluate import EvaluationConfig
+    from compression_tool.test_module.evaluate import EvaluationConfig
     return ReportConfig(variants=tuple(tuple(v.partition("=")[::2]) for v in args.variant),
                         evaluation=EvaluationConfig(**evaluation_settings(args)), csv=args.csv,
                         budgets=tuple(args.budgets or ()), notes=tuple(args.notes or ()), output_dir=args.output_dir)

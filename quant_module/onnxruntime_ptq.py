@@ -13,9 +13,9 @@ from typing import Iterator
 
 import torch
 
-from commen_utils.atomic import atomic_path
-from commen_utils.cpu_isa import CpuIsa
-from commen_utils.onnx_io import INPUT, OnnxModel
+from compression_tool.commen_utils.atomic import atomic_path
+from compression_tool.commen_utils.cpu_isa import CpuIsa
+from compression_tool.commen_utils.onnx_io import INPUT, OnnxModel
 
 from .selection import Candidate
 

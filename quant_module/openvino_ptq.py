@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from commen_utils.cpu_isa import CpuIsa
-from commen_utils.openvino_io import OpenVinoModel
+from compression_tool.commen_utils.cpu_isa import CpuIsa
+from compression_tool.commen_utils.openvino_io import OpenVinoModel
 
 from .selection import Candidate, keep_best
 

@@ -23,9 +23,9 @@ from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 from torch.fx import GraphModule
 from tqdm import tqdm
 
-from commen_utils.checkpoint import load_weights
-from commen_utils.hooks import forward_hooks
-from commen_utils.latency import median_ms
+from compression_tool.commen_utils.checkpoint import load_weights
+from compression_tool.commen_utils.hooks import forward_hooks
+from compression_tool.commen_utils.latency import median_ms
 
 ENGINES = ("x86", "fbgemm")
 

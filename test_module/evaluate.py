@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from commen_utils.errors import UserError
-from dataloader import ImageDataset, load_image, make_loader, read_class_list, read_pair_list
-from model_define.registry import InputSpec
+from compression_tool.commen_utils.errors import UserError
+from compression_tool.dataloader import ImageDataset, load_image, make_loader, read_class_list, read_pair_list
+from compression_tool.model_define.registry import InputSpec
 
 from . import metrics
 

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from commen_utils.atomic import atomic_path  # noqa: E402
+from compression_tool.commen_utils.atomic import atomic_path  # noqa: E402
 
 
 def plot_roc(curves: dict, path, title="ROC"):

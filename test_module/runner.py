@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from commen_utils.timestamp import time_stamp
+from compression_tool.commen_utils.timestamp import time_stamp
 
 from .evaluate import EvaluationConfig, evaluator_from_config, summary_line
 from .plots import plot_roc

@@ -29,7 +29,7 @@ def run_cli(*args, script="main.py", check=True):
 def run_in_process(*args, script="main.py"):
     """The CLI's main(argv) called in this process, with the warning filters a plain `python` run has: what a
     subprocess would give (exit code, stdout, stderr) without paying for a new interpreter and torch."""
-    module = importlib.import_module(script.removesuffix(".py").replace("/", "."))
+    module = importlib.import_module("compression_tool." + script.removesuffix(".py").replace("/", "."))
     out, err = io.StringIO(), io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         warnings.resetwarnings()

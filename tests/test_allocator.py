@@ -9,7 +9,7 @@ from tests.cli import ROOT
 
 PROBE = """
 import sys, torch
-from commen_utils.allocator import reuse_freed_memory
+from compression_tool.commen_utils.allocator import reuse_freed_memory
 if sys.argv[1] == "reuse":
     assert reuse_freed_memory()
 def rss_mb():

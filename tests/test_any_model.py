@@ -9,10 +9,10 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from prune_module.criteria import group_scores
-from prune_module.graph import ChannelGraph, apply_plan
-from prune_module.repair import refittable_consumers
-from prune_module.thinning import prune_model
+from compression_tool.prune_module.criteria import group_scores
+from compression_tool.prune_module.graph import ChannelGraph, apply_plan
+from compression_tool.prune_module.repair import refittable_consumers
+from compression_tool.prune_module.thinning import prune_model
 from tests.helpers import randomize, zero_channels
 
 SIZE = (64, 64)
@@ -141,9 +141,9 @@ def tiny_regnet_and_convnext():
 
 
 def test_sensitivity_fast_path_equals_naive_on_grouped_convs_and_layernorm(tmp_path):
-    from model_define.registry import InputSpec
-    from sensitivity_analysis import SensitivityAnalysis
-    from test_module.evaluate import make_evaluator
+    from compression_tool.model_define.registry import InputSpec
+    from compression_tool.sensitivity_analysis import SensitivityAnalysis
+    from compression_tool.test_module.evaluate import make_evaluator
     from tests.cli import ORL, subset_pairs
 
     evaluator = make_evaluator("lfw", ORL, subset_pairs(tmp_path, 12), InputSpec((112, 112)), batch_size=16,
@@ -162,9 +162,9 @@ def test_sensitivity_fast_path_equals_naive_on_grouped_convs_and_layernorm(tmp_p
 def test_sensitivity_repair_grams_per_group_equal_grams_of_all_groups(tmp_path):
     """With --reconstruct, the grams of every group's refitted layers come from one pass when they fit in
     memory, else group by group: the rows are the same. The k x k branch convs are refitted too."""
-    from model_define.registry import InputSpec
-    from sensitivity_analysis import SensitivityAnalysis
-    from test_module.evaluate import make_evaluator
+    from compression_tool.model_define.registry import InputSpec
+    from compression_tool.sensitivity_analysis import SensitivityAnalysis
+    from compression_tool.test_module.evaluate import make_evaluator
     from tests.cli import ORL, subset_pairs
     from tests.inception_face import build
 

@@ -1,8 +1,8 @@
 """Outputs appear whole or not at all, and existing ones are refused before any work unless overwritten."""
 import pytest
 
-from commen_utils.atomic import staged_files
-from commen_utils.errors import UserError
+from compression_tool.commen_utils.atomic import staged_files
+from compression_tool.commen_utils.errors import UserError
 from tests.cli import run_cli
 
 

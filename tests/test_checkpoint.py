@@ -3,9 +3,9 @@ import pickle
 import pytest
 import torch
 
-from commen_utils.checkpoint import load_checkpoint, load_weights
-from commen_utils.errors import UserError
-from model_define import create_model
+from compression_tool.commen_utils.checkpoint import load_checkpoint, load_weights
+from compression_tool.commen_utils.errors import UserError
+from compression_tool.model_define import create_model
 
 
 def test_data_parallel_prefix_detected(tmp_path):

@@ -4,8 +4,8 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from model_define import InputSpec
-from test_module.evaluate import make_evaluator
+from compression_tool.model_define import InputSpec
+from compression_tool.test_module.evaluate import make_evaluator
 
 
 class Brightness(nn.Module):

@@ -4,12 +4,12 @@ the pruned checkpoint still rebuilds itself and computes the same embeddings."""
 import pytest
 import torch
 
-from commen_utils.schedule import read_schedule
-from model_define.loading import load_model
-from pruning_analysis_tools.auto_make_yaml import ScheduleConfig, make_schedule
-from pruning_analysis_tools.curves import read_curves
-from prune_module.thinning import prune_model
-from sensitivity_analysis import read_rows
+from compression_tool.commen_utils.schedule import read_schedule
+from compression_tool.model_define.loading import load_model
+from compression_tool.pruning_analysis_tools.auto_make_yaml import ScheduleConfig, make_schedule
+from compression_tool.pruning_analysis_tools.curves import read_curves
+from compression_tool.prune_module.thinning import prune_model
+from compression_tool.sensitivity_analysis import read_rows
 from tests.fixtures.make_fixtures import HERE, MODEL, fixed_input
 
 PRUNED = HERE / "pruned_inception.pt"

@@ -1,8 +1,8 @@
 import pytest
 
-from commen_utils.errors import UserError
-from dataloader import load_image, read_pair_list
-from model_define import InputSpec
+from compression_tool.commen_utils.errors import UserError
+from compression_tool.dataloader import load_image, read_pair_list
+from compression_tool.model_define import InputSpec
 
 
 def write(tmp_path, text, name="pairs.txt"):
@@ -59,7 +59,7 @@ def test_zoom_and_brightness_jitter_are_seeded_and_keep_the_size(tmp_path):
     import torch
     from PIL import Image
 
-    from dataloader import TrainImages, rescaled
+    from compression_tool.dataloader import TrainImages, rescaled
 
     pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "face.png")

@@ -13,15 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from commen_utils.checkpoint import load_checkpoint, save_checkpoint
-from model_define.keep import record_keep
-from model_define.loading import load_model
-from prune_module.graph import ChannelGraph
-from prune_module.thinning import prune_model
+from compression_tool.commen_utils.checkpoint import load_checkpoint, save_checkpoint
+from compression_tool.model_define.keep import record_keep
+from compression_tool.model_define.loading import load_model
+from compression_tool.prune_module.graph import ChannelGraph
+from compression_tool.prune_module.thinning import prune_model
 from tests.cli import ORL, ROOT, SFACE, one_line_error, read_json, run_cli, subset_pairs
-from test_module.evaluate import make_evaluator
-from train_module.heads import ArcFace, CosFace, embedding_distillation, similarity_distillation
-from train_module.trainer import FineTuneConfig, FineTuneRun, learning_rate, mixed, parameter_groups, run_finetune
+from compression_tool.test_module.evaluate import make_evaluator
+from compression_tool.train_module.heads import ArcFace, CosFace, embedding_distillation, similarity_distillation
+from compression_tool.train_module.trainer import (FineTuneConfig, FineTuneRun, learning_rate, mixed, parameter_groups,
+                                                  run_finetune)
 
 TRAIN = ORL.parent.parent / "train_data/orl_s1-20"
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from test_module.metrics import best_threshold, kfold_accuracy, tpr_at_fpr, verification_metrics
+from compression_tool.test_module.metrics import best_threshold, kfold_accuracy, tpr_at_fpr, verification_metrics
 
 
 def test_best_threshold_separable():

@@ -5,10 +5,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from commen_utils.model_stats import ThinnedMacs, count_macs
-from model_define import create_model, get_entry
-from prune_module.graph import ChannelGraph
-from prune_module.thinning import prune_model
+from compression_tool.commen_utils.model_stats import ThinnedMacs, count_macs
+from compression_tool.model_define import create_model, get_entry
+from compression_tool.prune_module.graph import ChannelGraph
+from compression_tool.prune_module.thinning import prune_model
 
 
 @pytest.mark.parametrize("name", ["mobilefacenet", "shufflefacenet_v2"])

@@ -6,20 +6,20 @@ import json
 import pytest
 import torch
 
-from dataloader import sample_images
-from model_define.loading import load_model
-from prune_module.summary import summarize
-from pruning import PruneConfig, run_prune
-from pruning_analysis_tools.auto_make_yaml import ScheduleConfig, make_schedule
-from pruning_analysis_tools.report import ReportConfig, build_report
-from quantization import QuantizationConfig, run_quantization
-from sensitivity_analysis import SensitivityConfig, run_sensitivity
-from test_module.evaluate import EvaluationConfig, evaluator_from_config
-from test_module import runner  # not its TestConfig by name: pytest would take it for a test class
+from compression_tool.dataloader import sample_images
+from compression_tool.model_define.loading import load_model
+from compression_tool.prune_module.summary import summarize
+from compression_tool.pruning import PruneConfig, run_prune
+from compression_tool.pruning_analysis_tools.auto_make_yaml import ScheduleConfig, make_schedule
+from compression_tool.pruning_analysis_tools.report import ReportConfig, build_report
+from compression_tool.quantization import QuantizationConfig, run_quantization
+from compression_tool.sensitivity_analysis import SensitivityConfig, run_sensitivity
+from compression_tool.test_module.evaluate import EvaluationConfig, evaluator_from_config
+from compression_tool.test_module import runner  # not its TestConfig by name: pytest would take it for a test class
 from tests.cli import ORL, subset_pairs
 from tests.helpers import randomize
 from tests.inception_face import build
-from train_module.trainer import FineTuneConfig, FineTuneRun, run_finetune
+from compression_tool.train_module.trainer import FineTuneConfig, FineTuneRun, run_finetune
 
 MODEL = "tests/inception_face.py:build"
 TRAIN = ORL.parent.parent / "train_data/orl_s1-20"

@@ -5,13 +5,13 @@ import copy
 import pytest
 import torch
 
-from commen_utils.checkpoint import load_checkpoint, save_checkpoint
-from model_define import create_model, get_entry
-from model_define.keep import layer_width, record_keep
-from model_define.loading import load_model
-from prune_module.criteria import group_scores
-from prune_module.graph import ChannelGraph, apply_plan
-from prune_module.thinning import prune_model
+from compression_tool.commen_utils.checkpoint import load_checkpoint, save_checkpoint
+from compression_tool.model_define import create_model, get_entry
+from compression_tool.model_define.keep import layer_width, record_keep
+from compression_tool.model_define.loading import load_model
+from compression_tool.prune_module.criteria import group_scores
+from compression_tool.prune_module.graph import ChannelGraph, apply_plan
+from compression_tool.prune_module.thinning import prune_model
 from tests.helpers import randomize, zero_channels
 
 ZOO = ["sface", "mobilefacenet", "mobilefacenet_y2", "resnet34", "resnet50", "resnet100", "resnet50_imagenet",

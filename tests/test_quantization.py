@@ -7,16 +7,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from commen_utils import openvino_io
-from commen_utils.cpu_isa import read_cpu_isa
-from dataloader import sample_images
-from model_define.loading import load_model
-from prune_module.graph import ChannelGraph
-from prune_module.thinning import prune_model
-from quant_module import openvino_ptq, torch_fx
-from quant_module.selection import Candidate, best_not_slower, fastest_accurate
-from quantization import default_backend
-from test_module.evaluate import make_evaluator
+from compression_tool.commen_utils import openvino_io
+from compression_tool.commen_utils.cpu_isa import read_cpu_isa
+from compression_tool.dataloader import sample_images
+from compression_tool.model_define.loading import load_model
+from compression_tool.prune_module.graph import ChannelGraph
+from compression_tool.prune_module.thinning import prune_model
+from compression_tool.quant_module import openvino_ptq, torch_fx
+from compression_tool.quant_module.selection import Candidate, best_not_slower, fastest_accurate
+from compression_tool.quantization import default_backend
+from compression_tool.test_module.evaluate import make_evaluator
 from tests.cli import ORL, SFACE, one_line_error, read_json, run_cli, subset_pairs
 
 TRAIN = ORL.parent.parent / "train_data/orl_s1-20"

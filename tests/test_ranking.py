@@ -3,11 +3,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from model_define import create_model
-from prune_module.criteria import fpgm_scores, l1_scores
-from prune_module.graph import ChannelGraph, channels_to_remove
-from prune_module.hrank import hrank_ranks
-from prune_module.thinning import prune_model
+from compression_tool.model_define import create_model
+from compression_tool.prune_module.criteria import fpgm_scores, l1_scores
+from compression_tool.prune_module.graph import ChannelGraph, channels_to_remove
+from compression_tool.prune_module.hrank import hrank_ranks
+from compression_tool.prune_module.thinning import prune_model
 from tests.helpers import randomize
 
 
@@ -48,9 +48,9 @@ def test_hrank_ranks_per_channel():
 
 
 def test_user_model_prunes_and_reloads(tmp_path):
-    from commen_utils.checkpoint import save_checkpoint
-    from model_define.keep import record_keep
-    from model_define.loading import load_model
+    from compression_tool.commen_utils.checkpoint import save_checkpoint
+    from compression_tool.model_define.keep import record_keep
+    from compression_tool.model_define.loading import load_model
     (tmp_path / "tiny.py").write_text(
         "import torch.nn as nn\n"
         "def build(input_size=(32, 32), embedding_size=8):\n"
@@ -68,9 +68,9 @@ def test_user_model_prunes_and_reloads(tmp_path):
 
 
 def test_criteria_registry_is_what_the_cli_offers_and_refuses_other_names():
-    import main
-    from commen_utils.errors import UserError
-    from prune_module.criteria import CRITERIA, make_criterion
+    from compression_tool import main
+    from compression_tool.commen_utils.errors import UserError
+    from compression_tool.prune_module.criteria import CRITERIA, make_criterion
 
     assert tuple(CRITERIA) == main.CRITERIA
     assert [make_criterion(name).name for name in CRITERIA] == list(CRITERIA)

@@ -4,9 +4,9 @@ import copy
 
 import torch
 
-from model_define import create_model
-from prune_module.repair import Repair
-from prune_module.thinning import prune_and_repair
+from compression_tool.model_define import create_model
+from compression_tool.prune_module.repair import Repair
+from compression_tool.prune_module.thinning import prune_and_repair
 from tests.helpers import randomize
 
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prune_module.graph import ChannelGraph, call_order
-from prune_module.repair import (following_norms, input_grams, reconstruct, reconstruct_sequentially,
+from compression_tool.prune_module.graph import ChannelGraph, call_order
+from compression_tool.prune_module.repair import (following_norms, input_grams, reconstruct, reconstruct_sequentially,
                                  refit_problem, refittable_consumers)
-from prune_module.thinning import prune_model
+from compression_tool.prune_module.thinning import prune_model
 from tests.helpers import randomize
 
 SIZE = (16, 16)

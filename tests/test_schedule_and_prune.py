@@ -1,13 +1,13 @@
 """Schedules (original rule, budget mode, hand-edited YAML) and --mode prune end to end on SFace."""
 import pytest
 
-from commen_utils.checkpoint import weights_digest
-from commen_utils.errors import UserError
-from commen_utils.schedule import read_schedule, write_schedule
-from pruning_analysis_tools.auto_make_yaml import budget_schedules, level_at_damage, original_rule
-from pruning_analysis_tools.curves import Curves
-from model_define.loading import load_model
-from pruning_analysis_tools.plot_csv import plot_curves
+from compression_tool.commen_utils.checkpoint import weights_digest
+from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.schedule import read_schedule, write_schedule
+from compression_tool.pruning_analysis_tools.auto_make_yaml import budget_schedules, level_at_damage, original_rule
+from compression_tool.pruning_analysis_tools.curves import Curves
+from compression_tool.model_define.loading import load_model
+from compression_tool.pruning_analysis_tools.plot_csv import plot_curves
 from tests.cli import ORL, SFACE, one_line_error, read_json, run_cli, subset_pairs
 
 

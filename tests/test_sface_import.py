@@ -5,11 +5,11 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from data.prepare_default import SFACE_CHECKPOINT, TEST_ROOT
-from dataloader import load_image
-from model_define import get_entry
-from model_define.loading import load_model
-from model_define.sface import bundled_onnx_path, dequantize_blocks
+from compression_tool.data.prepare_default import SFACE_CHECKPOINT, TEST_ROOT
+from compression_tool.dataloader import load_image
+from compression_tool.model_define import get_entry
+from compression_tool.model_define.loading import load_model
+from compression_tool.model_define.sface import bundled_onnx_path, dequantize_blocks
 
 
 def reference_session():

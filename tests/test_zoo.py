@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from commen_utils.model_stats import count_macs, count_params
-from model_define import create_model, get_entry, list_models
+from compression_tool.commen_utils.model_stats import count_macs, count_params
+from compression_tool.model_define import create_model, get_entry, list_models
 
 
 def test_registry_lists_the_original_names():

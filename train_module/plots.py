@@ -4,7 +4,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from test_module.plots import save_figure  # noqa: E402
+from compression_tool.test_module.plots import save_figure  # noqa: E402
 
 
 def plot_history(rows: list[dict], headline: str, path) -> None:

@@ -18,14 +18,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from commen_utils.atomic import write_text
-from commen_utils.checkpoint import load_checkpoint, save_checkpoint, weights_digest
-from commen_utils.distributed import distributed_context, local_device
-from commen_utils.errors import UserError
-from commen_utils.hooks import layer_outputs
-from commen_utils.timestamp import time_stamp
-from dataloader import TrainImages, image_folder_items, make_loader
-from test_module.evaluate import hidden
+from compression_tool.commen_utils.atomic import write_text
+from compression_tool.commen_utils.checkpoint import load_checkpoint, save_checkpoint, weights_digest
+from compression_tool.commen_utils.distributed import distributed_context, local_device
+from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.hooks import layer_outputs
+from compression_tool.commen_utils.timestamp import time_stamp
+from compression_tool.dataloader import TrainImages, image_folder_items, make_loader
+from compression_tool.test_module.evaluate import hidden
 
 from .heads import HEADS, embedding_distillation, similarity_distillation
 from .plots import plot_history
