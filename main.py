@@ -193,7 +193,7 @@ def finetune_config(args: argparse.Namespace):
 
 def evaluation_config(args: argparse.Namespace):
     from compression_tool.test_module.evaluate import EvaluationConfig
-    return EvaluationConfig(**evaluation_settings(args))
+    return EvaluationConfig(**evaluation_settings(vars(args)))
 
 
 def sensitivity_config(args: argparse.Namespace, criterion: str):

@@ -6,14 +6,13 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-ORL = ROOT / "data/test_data/orl_112x112"
-PAIRS = ORL / "pair_list/orl_pairs.txt"
-HELDOUT = ORL / "pair_list/orl_heldout_pairs.txt"
-TRAIN_PAIRS = ORL / "pair_list/orl_train_pairs.txt"
-SFACE = ROOT / "work_space/model_train_best/sface.pth"
-TRAIN = ROOT / "data/train_data/orl_s1-20"
+from compression_tool.data.prepare_default import HELDOUT_PAIRS as HELDOUT  # noqa: F401 (the scripts' names)
+from compression_tool.data.prepare_default import PAIRS, ROOT, TRAIN_PAIRS  # noqa: F401
+from compression_tool.data.prepare_default import SFACE_CHECKPOINT as SFACE  # noqa: F401
+from compression_tool.data.prepare_default import TEST_ROOT as ORL  # noqa: F401
+from compression_tool.data.prepare_default import TRAIN_ROOT as TRAIN  # noqa: F401
+
+sys.path.insert(0, str(ROOT))  # benchmarks/any_model.py builds the test suite's models (tests/)
 
 
 REUSE = False  # set by reuse_memory(), reported by machine()

@@ -2,6 +2,7 @@
 defined once so that their names, choices and defaults cannot drift apart, and the one place where
 the evaluation flags become plain settings."""
 import argparse
+from typing import Any, Mapping
 
 # lfw: 10-fold accuracy; company: TPR@FPR (company_zkx is the original's alias); classification: liveness
 DATA_SOURCES = ("lfw", "company", "company_zkx", "classification")
@@ -32,17 +33,16 @@ def add_round_to_flag(group: argparse._ActionsContainer,
     group.add_argument("--round_to", type=int, default=1, help=help_text)
 
 
-def data_source_of(args: argparse.Namespace) -> str:
-    return "company" if args.data_source == "company_zkx" else args.data_source
+def data_source_of(flags: Mapping[str, Any]) -> str:
+    return "company" if flags["data_source"] == "company_zkx" else flags["data_source"]
 
 
-def evaluation_settings(args: argparse.Namespace, **defaults) -> dict:
-    """The evaluation flags as test_module.evaluate.EvaluationConfig's fields (this file imports nothing of
-    ours); a CLI without some of the flags passes their values."""
-    value = lambda name, fallback: getattr(args, name, defaults.get(name, fallback))  # noqa: E731
-    data_source = data_source_of(args)
-    target_fprs = value("target_fpr", None) or ([1e-3] if data_source == "classification" else [1e-6])
-    return dict(data_source=data_source, test_root=args.test_root_path, pair_list=args.img_list_label_path,
-                target_fprs=tuple(target_fprs), batch_size=value("test_batch_size", 32), device=value("device", "cpu"),
-                workers=value("num_workers", 0), flip=value("flip", False),
-                skip_bad_images=value("skip_bad_images", False))
+def evaluation_settings(flags: Mapping[str, Any]) -> dict:
+    """The evaluation flags (`vars()` of a parsed command line) as test_module.evaluate.EvaluationConfig's
+    fields (this file imports nothing of ours); a CLI without some of the flags gets their defaults."""
+    data_source = data_source_of(flags)
+    target_fprs = flags.get("target_fpr") or ([1e-3] if data_source == "classification" else [1e-6])
+    return dict(data_source=data_source, test_root=flags["test_root_path"], pair_list=flags["img_list_label_path"],
+                target_fprs=tuple(target_fprs), batch_size=flags.get("test_batch_size", 32),
+                device=flags.get("device", "cpu"), workers=flags.get("num_workers", 0), flip=flags.get("flip", False),
+                skip_bad_images=flags.get("skip_bad_images", False))

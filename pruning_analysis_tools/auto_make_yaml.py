@@ -282,7 +282,7 @@ def schedule_config(args) -> ScheduleConfig:
     from compression_tool.model_define.loading import parse_size
     from compression_tool.test_module.evaluate import EvaluationConfig
 
-    evaluation = EvaluationConfig(**evaluation_settings(args)) if args.best_model_path else None
+    evaluation = EvaluationConfig(**evaluation_settings(vars(args))) if args.best_model_path else None
     return ScheduleConfig(csv=args.csv, model=args.model, output=args.output, input_size=parse_size(args.input_size),
                           embedding_size=args.embedding_size, expected_acc=args.expected_acc,
                           target_macs_ratio=args.target_macs_ratio, target_params_ratio=args.target_params_ratio,

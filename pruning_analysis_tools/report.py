@@ -204,7 +204,7 @@ def main(argv: list | None = None) -> int:
 def report_config(args) -> ReportConfig:
     from compression_tool.test_module.evaluate import EvaluationConfig
     return ReportConfig(variants=tuple(tuple(v.partition("=")[::2]) for v in args.variant),
-                        evaluation=EvaluationConfig(**evaluation_settings(args)), csv=args.csv,
+                        evaluation=EvaluationConfig(**evaluation_settings(vars(args))), csv=args.csv,
                         budgets=tuple(args.budgets or ()), notes=tuple(args.notes or ()), output_dir=args.output_dir)
 
 

@@ -7,6 +7,7 @@ Where int8 products saturate (no VNNI), its documentation advises 7-bit weights 
 import contextlib
 import io
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +18,8 @@ from compression_tool.commen_utils.atomic import atomic_path
 from compression_tool.commen_utils.cpu_isa import CpuIsa
 from compression_tool.commen_utils.onnx_io import INPUT, OnnxModel
 
-from .selection import Candidate
+from .backends import Int8Backend, Int8Job, Int8Result, register_backend
+from .selection import Candidate, keep_best
 
 CALIBRATION_METHODS = {"minmax": "MinMax", "histogram": "Entropy", "percentile": "Percentile"}
 
@@ -92,3 +94,22 @@ def candidates(fp32_path, folder, calibration: torch.Tensor, isa: CpuIsa, observ
         out.append(Candidate(settings.label, OnnxModel(path), {"backend": "onnxruntime", "path": str(path),
                                                                "observer": observer, **asdict(settings)}))
     return out
+
+
+def quantize_for_onnxruntime(job: Int8Job) -> Int8Result:
+    """Every setting worth trying here quantizes the ONNX export; the best is kept under its final name."""
+    folder = job.files["onnx int8"].parent / "onnxruntime_candidates"
+    folder.mkdir()
+    found = candidates(job.files["onnx fp32"], folder, job.calibration, job.isa, job.config.observer,
+                       job.config.calib_batch_size)
+    chosen, rows = keep_best("onnxruntime", found, job.fp32, job.validation, job.input_size,
+                             job.config.latency_repeats)
+    os.replace(chosen.settings["path"], job.files["onnx int8"])
+    chosen.model = OnnxModel(job.files["onnx int8"])
+    chosen.settings = {k: v for k, v in chosen.settings.items() if k != "path"}
+    return Int8Result(chosen, rows)
+
+
+# Always run: the ONNX INT8 file is the portable one, whichever backend is chosen.
+register_backend(Int8Backend("onnxruntime", quantize_for_onnxruntime, int8_file="onnx int8",
+                             outputs={"onnx int8": "_int8.onnx"}, preference=1, always=True))

@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from compression_tool.commen_utils.cpu_isa import CpuIsa
+from compression_tool.commen_utils import openvino_io
 from compression_tool.commen_utils.openvino_io import OpenVinoModel
 
+from .backends import Int8Backend, Int8Job, Int8Result, register_backend
 from .selection import Candidate, keep_best
 
 WEIGHTED_OPS = ("Convolution", "GroupConvolution", "MatMul")
@@ -129,3 +131,24 @@ def search(ov_fp32, reference_model, calibration: torch.Tensor, validation: torc
                            {**chosen.settings, "max_cosine_drop": max_cosine_drop})
     chosen.settings["float_layers"] = float_layers(chosen.model.model)
     return chosen, rows
+
+
+def quantize_for_openvino(job: Int8Job) -> Int8Result:
+    """The FP32 IR and the chosen INT8 IR, both carrying the model's name and widths (they reload alone)."""
+    metadata = {**job.model_info, "input_size": list(job.input_size)}
+    ov_fp32 = openvino_io.to_openvino(job.fp32, job.input_size)
+    openvino_io.save_ir(ov_fp32, job.files["openvino fp32"], {**metadata, "precision": "fp32"})
+    chosen, rows = search(ov_fp32, job.fp32, job.calibration, job.validation, job.input_size, job.isa,
+                          job.config.latency_repeats, job.config.max_cosine_drop)
+    openvino_io.save_ir(chosen.model.model, job.files["openvino int8"], {**metadata, "precision": "int8"})
+    return Int8Result(chosen, rows, {"openvino fp32": OpenVinoModel(ov_fp32)})
+
+
+register_backend(Int8Backend(
+    "openvino", quantize_for_openvino, int8_file="openvino int8",
+    outputs={"openvino fp32": "_fp32.xml", "openvino fp32 weights": "_fp32.bin", "openvino int8": "_int8.xml",
+             "openvino int8 weights": "_int8.bin"},
+    preference=0, available=openvino_io.available,
+    install_hint="openvino and nncf are not installed (pip install -r requirements.txt), or choose "
+                 "--quant_backend onnxruntime",
+    own_options=lambda config: "--max_cosine_drop" if config.max_cosine_drop is not None else None))

@@ -23,9 +23,12 @@ from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 from torch.fx import GraphModule
 from tqdm import tqdm
 
-from compression_tool.commen_utils.checkpoint import load_weights
+from compression_tool.commen_utils.checkpoint import load_weights, save_checkpoint
 from compression_tool.commen_utils.hooks import forward_hooks
 from compression_tool.commen_utils.latency import median_ms
+
+from .backends import Int8Backend, Int8Job, Int8Result, register_backend
+from .selection import Candidate, candidate_rows, measure
 
 ENGINES = ("x86", "fbgemm")
 
@@ -194,3 +197,29 @@ def int8_structure(model: nn.Module, input_size: tuple, settings: dict) -> Graph
     with warnings.catch_warnings():  # observers that saw no data warn; their values are about to be loaded
         warnings.simplefilter("ignore")
         return convert_int8(prepare_int8(model, input_size, settings))
+
+
+def quantize_for_torch(job: Int8Job) -> Int8Result:
+    print("note: the torch backend runs on torch.ao.quantization, which torch 2.14 deprecates and will remove; "
+          "--quant_backend openvino is the maintained path")
+    config, fp32 = job.config, job.fp32
+    engine = config.backend if config.backend in ENGINES else ENGINES[0]
+    integer = {"float": [], "integer": prelu_names(fp32)}.get(config.prelu)
+    if integer is None:  # auto
+        integer = faster_integer_prelus(fp32, job.input_size, config.prelu_batch, engine)
+    settings = {"precision": "int8", "backend": engine, "observer": config.observer, "integer_prelus": integer,
+                "reduce_range": job.isa.saturates_int8}
+    model = quantize_int8(fp32, job.input_size, job.calibration, settings, config.calib_batch_size)
+    save_checkpoint(job.files["torch int8"], model, **job.model_info,
+                    metadata={**settings, "integer_prelu_state": integer_prelu_state(model)})
+    print(f"torch INT8: {engine} kernels, observer {config.observer}, {len(integer)} of "
+          f"{len(prelu_names(fp32))} PReLUs integer (--prelu {config.prelu}), "
+          f"{7 if settings['reduce_range'] else 8}-bit activations")
+    candidate = Candidate(f"torch {engine}", model, {**settings, "backend": "torch", "engine": engine})
+    measure([candidate], fp32, job.validation, job.input_size, (1,), config.latency_repeats)
+    return Int8Result(candidate, candidate_rows([candidate], candidate))
+
+
+register_backend(Int8Backend("torch", quantize_for_torch, int8_file="torch int8", outputs={"torch int8": "_int8.pt"},
+                             preference=2, aliases=ENGINES,  # the original's values name torch's kernels
+                             own_options=lambda config: "--prelu integer" if config.prelu == "integer" else None))

@@ -148,17 +148,17 @@ def without_bad_images(items: list, paths_of: Callable, spec: InputSpec, list_pa
 
 
 def make_evaluator(data_source: str, root: Path | str, list_path: Path | str, spec: InputSpec,
-                   skip_bad_images: bool = False, **kwargs) -> Evaluator:
+                   skip_bad_images: bool = False, **options) -> Evaluator:
     classification = data_source == "classification"
     items = read_class_list(list_path, root) if classification else read_pair_list(list_path, root)
     if skip_bad_images:
         items = without_bad_images(items, (lambda i: i[:1]) if classification else (lambda i: i[:2]), spec,
-                                   list_path, kwargs.get("progress", True))
+                                   list_path, options.get("progress", True))
         if classification and not items or not classification and len({i[2] for i in items}) < 2:
             raise UserError(f"{list_path}: too few readable entries left to score")
     if classification:
-        return ClassificationEvaluator(items, spec, data_source=data_source, **kwargs)
-    return PairEvaluator(items, spec, data_source=data_source, **kwargs)
+        return ClassificationEvaluator(items, spec, data_source=data_source, **options)
+    return PairEvaluator(items, spec, data_source=data_source, **options)
 
 
 def summary_line(result) -> str:
