@@ -16,6 +16,7 @@ from compression_tool.commen_utils.results import write_result_json
 
 MODES = ("test", "summary", "sa", "prune", "quantization", "finetune", "report")
 CRITERIA = ("l1", "fpgm", "hrank")  # prune_module.criteria.CRITERIA (a test keeps them equal); --help imports no engine
+LR_SCHEDULES = ("step", "cosine")  # train_module.trainer.LR_SCHEDULES (a test keeps them equal)
 
 
 def criterion_of(args: argparse.Namespace):
@@ -139,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epoch", type=int, default=30)
     g.add_argument("--milestones", default="12,15,18", help="epochs where the LR is divided by 10 (any number)")
     g.add_argument("--warmup_epochs", type=float, default=0.0, help="linear LR warm-up")
+    g.add_argument("--lr_schedule", default="step", choices=LR_SCHEDULES, help="step: divided by 10 at each of "
+                   "--milestones; cosine: down to 0 along half a cosine over --epoch (milestones ignored)")
     g.add_argument("--train_batch_size", type=int, default=64, help="global batch (split across processes)")
     g.add_argument("--seed", type=int, default=0, help="data order, flips and shifts")
     g.add_argument("--shift", type=int, default=8, help="random translation of training images, in pixels")
@@ -184,7 +187,8 @@ def finetune_config(args: argparse.Namespace):
         raise UserError(f"--feature_kd {args.feature_kd}: matches the teacher's feature maps; give --teacher_path "
                         "(and a weight >= 0)")
     return FineTuneConfig(epochs=args.epoch, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                          milestones=milestones, warmup_epochs=args.warmup_epochs, batch_size=args.train_batch_size,
+                          milestones=milestones, warmup_epochs=args.warmup_epochs, lr_schedule=args.lr_schedule,
+                          batch_size=args.train_batch_size,
                           head=args.head, margin_s=args.margin_s, margin_m=args.margin_m, kd_weight=kd_weight,
                           seed=args.seed, shift=args.shift, mixup=args.mixup, best_of_trained=args.best_of == "trained",
                           freeze_bn_stats=args.freeze_bn_stats, feature_kd=args.feature_kd,

@@ -44,6 +44,19 @@ TECHNIQUES = {
     "+ feature maps x1000": {"feature_kd": 1000.0},
     "+ mixup 1.0 + zoom and brightness 0.1": {"mixup": 1.0, "scale_jitter": 0.1, "brightness_jitter": 0.1},
     "+ zoom and brightness 0.1": {"scale_jitter": 0.1, "brightness_jitter": 0.1},
+    # flips only: the repair was fitted on centred faces, and SFace's fc weighs every position of its 7x7 map
+    "embedding distillation on flips only (no shifts)": {"shift": 0},
+    "+ mixup 1.0 on flips only (no shifts)": {"mixup": 1.0, "shift": 0},
+    "embedding distillation + lr x10 + BN statistics trained on flips only": {"lr_scale": 10, "freeze_bn_stats": False,
+                                                                             "shift": 0},
+    "embedding distillation on flips only + cosine lr": {"shift": 0, "lr_schedule": "cosine"},
+    "+ mixup 1.0 on flips only + cosine lr": {"mixup": 1.0, "shift": 0, "lr_schedule": "cosine"},
+    "+ mixup 1.0 + cosine lr": {"mixup": 1.0, "lr_schedule": "cosine"},
+    "embedding distillation + cosine lr": {"lr_schedule": "cosine"},
+    "embedding distillation on flips only + cosine lr + twice the epochs": {"shift": 0, "lr_schedule": "cosine",
+                                                                            "epochs_scale": 2},
+    "embedding distillation + lr x10 + BN statistics trained on flips only + cosine lr": {
+        "lr_scale": 10, "freeze_bn_stats": False, "shift": 0, "lr_schedule": "cosine"},
 }
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compression_tool.commen_utils.cpu_isa import CpuIsa
 from compression_tool.commen_utils import openvino_io
+from compression_tool.commen_utils.cpu_isa import CpuIsa
 from compression_tool.commen_utils.openvino_io import OpenVinoModel
 
 from .backends import Int8Backend, Int8Job, Int8Result, register_backend

@@ -31,6 +31,16 @@ def test_learning_rate_schedule():
     config = FineTuneConfig(lr=0.1, milestones=(2, 4, 5, 7), warmup_epochs=1)
     assert learning_rate(config, 0.5) == pytest.approx(0.05)
     assert [learning_rate(config, e) for e in (1, 2, 4, 5, 7)] == pytest.approx([0.1, 0.01, 1e-3, 1e-4, 1e-5])
+    cosine = FineTuneConfig(lr=0.1, epochs=4, lr_schedule="cosine", milestones=(1,))  # milestones ignored
+    assert [learning_rate(cosine, e) for e in (0, 1, 2, 3, 4)] == pytest.approx(
+        [0.1, 0.05 * (1 + 2 ** -0.5), 0.05, 0.05 * (1 - 2 ** -0.5), 0.0])
+
+
+def test_lr_schedules_are_what_the_cli_offers():
+    from compression_tool import main
+    from compression_tool.train_module.trainer import LR_SCHEDULES
+
+    assert tuple(LR_SCHEDULES) == main.LR_SCHEDULES
 
 
 def test_no_weight_decay_on_bn_bias_prelu():

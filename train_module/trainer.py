@@ -38,6 +38,7 @@ class FineTuneConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     milestones: tuple = (12, 15, 18)
+    lr_schedule: str = "step"  # a name in LR_SCHEDULES
     warmup_epochs: float = 0.0
     batch_size: int = 64
     head: str = "arcface"  # or "cosface", or "none" for distillation alone
@@ -58,10 +59,24 @@ class FineTuneConfig:
     best_of_trained: bool = False
 
 
+def step_decay(config: FineTuneConfig, epoch: float) -> float:
+    """Divided by 10 at each milestone passed."""
+    return 0.1 ** sum(epoch >= m for m in config.milestones)
+
+
+def cosine_decay(config: FineTuneConfig, epoch: float) -> float:
+    """From 1 down to 0 along half a cosine over the run: after a repair the last epochs only settle, they do not
+    drift away from the repaired start (BENCHMARKS.md, "Fine-tuning recovery")."""
+    return 0.5 * (1 + math.cos(math.pi * min(epoch, config.epochs) / config.epochs))
+
+
+LR_SCHEDULES = {"step": step_decay, "cosine": cosine_decay}  # --lr_schedule
+
+
 def learning_rate(config: FineTuneConfig, epoch: float) -> float:
-    """Linear warm-up over `warmup_epochs`, then divided by 10 at each milestone passed."""
+    """Linear warm-up over `warmup_epochs`, times the schedule's decay at this (fractional) epoch."""
     warm = min(1.0, (epoch + 1e-9) / config.warmup_epochs) if config.warmup_epochs > 0 else 1.0
-    return config.lr * warm * 0.1 ** sum(epoch >= m for m in config.milestones)
+    return config.lr * warm * LR_SCHEDULES[config.lr_schedule](config, epoch)
 
 
 def mixed(images, alpha, draws: np.random.Generator):

@@ -1,0 +1,22 @@
+"""`pip install .` installs one package, compression_tool, and nothing under a top-level name such as `main` or
+`data` that would shadow a user's own files."""
+import shutil
+import subprocess
+import sys
+import zipfile
+
+from tests.cli import ROOT
+
+
+def test_the_wheel_holds_one_package_and_the_command(tmp_path):
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools' staging folder: stale files would be packed
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    (wheel,) = tmp_path.glob("compression_tool-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names} == {"compression_tool", wheel.name.split("-py")[0] + ".dist-info"}
+    assert "compression_tool/main.py" in names and "compression_tool/quant_module/backends.py" in names
+    assert "compression_tool/setup.py" not in names and not any(n.startswith("compression_tool/tests/") for n in names)
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "compression_tool = compression_tool.main:main" in entry_points
