@@ -10,6 +10,7 @@ from compression_tool.commen_utils.atomic import write_text
 from compression_tool.commen_utils.checkpoint import save_checkpoint
 from compression_tool.commen_utils.errors import UserError
 from compression_tool.commen_utils.model_stats import count_macs, count_params
+from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.schedule import read_schedule
 from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.model_define.keep import record_keep
@@ -41,7 +42,25 @@ def refit_summary(thinned: Thinned) -> str:
     return line
 
 
-def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=None, ranks=None) -> dict:
+@dataclass(frozen=True)
+class PruneResult(ModeResult):
+    params_before: int
+    macs_before: int
+    params_after: int
+    macs_after: int
+    keep: dict[str, int]  # output width of every conv and linear layer
+    criterion: str
+    bn_recalibration_images: int
+    reconstruction_images: int
+    accuracy_before: float | None = None  # with a pair list
+    accuracy_after: float | None = None
+    cosine_after: float | None = None  # mean embedding cosine, pruned to unpruned, over the pair list's images
+    refitted: list[str] | None = None  # with --reconstruct
+    not_refitted: dict[str, str] | None = None  # layer that lost inputs -> why it was left as it is
+    checkpoint: str | None = None  # with --save_model_pt
+
+
+def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=None, ranks=None) -> PruneResult:
     """`--mode prune`: apply a Distiller schedule, report before/after, save a self-describing checkpoint."""
     model, size = loaded.model, loaded.input_size
     checkpoint = Path(config.output_folder) / f"model_{Path(loaded.arch).stem}.pt"
@@ -90,7 +109,7 @@ def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=No
         report.append(f"{evaluator.data_source} {result['accuracy_before']:.4f} -> {result['accuracy_after']:.4f}")
     print("pruned: " + ", ".join(report))
     print(f"saved: {result['checkpoint']}" if config.save_checkpoint else "not saved (pass --save_model_pt)")
-    return result
+    return PruneResult(**result)
 
 
 if __name__ == "__main__":  # the original's README ran `python pruning.py ...`: same flags as main.py

@@ -8,6 +8,7 @@ never on the test pairs; the pair list only scores the result.
 """
 import copy
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from compression_tool.commen_utils.checkpoint import save_checkpoint
 from compression_tool.commen_utils.cpu_isa import read_cpu_isa
 from compression_tool.commen_utils.errors import UserError
 from compression_tool.commen_utils.onnx_io import OnnxModel, export_onnx
+from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.commen_utils.torchscript_io import freeze_for_inference, save_torchscript
 # the backends register themselves (quant_module/backends.py) when their files are imported
@@ -29,7 +31,33 @@ from compression_tool.quant_module.config import QuantizationConfig
 from compression_tool.quant_module.selection import (candidate_rows, candidate_table, fastest_accurate, measure,
                                                      side_by_side_ms)
 
-__all__ = ["QuantizationConfig", "check_config", "default_backend", "run_quantization"]
+__all__ = ["QuantizationConfig", "QuantizationResult", "check_config", "default_backend", "run_quantization"]
+
+
+@dataclass(frozen=True)
+class QuantizationResult(ModeResult):
+    backend: str  # the one whose INT8 model is "int8"
+    cpu: str
+    int8_variant: str  # its row in `variants`
+    variants: dict[str, dict]  # row -> accuracy, cosine_min, cosine_mean, latency_ms_bs<N>, size_mb
+    cosine_min: float  # the chosen INT8 model's embedding cosine to FP32 over the pair list's images
+    cosine_mean: float
+    settings: dict  # the chosen INT8 settings
+    candidates: dict[str, list]  # backend (and auto) -> every setting measured
+    files: dict[str, str] | None = None  # row -> path, and "int8"
+
+    def as_json(self) -> dict:
+        """The fields, and each row's figures again as flat keys (accuracy_<row>, size_mb_<row>,
+        latency_ms_<row>_bs<N>; the chosen INT8 model's also as <...>_int8), as earlier versions wrote them."""
+        flat = super().as_json()
+        for name, row in {**self.variants, "int8": self.variants[self.int8_variant]}.items():
+            label = name.replace(" ", "_")
+            for key, value in row.items():
+                if key.startswith("latency_ms_bs"):
+                    flat[f"latency_ms_{label}_bs{key.rsplit('bs', 1)[1]}"] = value
+                elif key in ("accuracy", "size_mb"):
+                    flat[f"{key}_{label}"] = value
+        return flat
 
 
 def check_config(config: QuantizationConfig) -> None:
@@ -45,7 +73,7 @@ class HalfPrecision(nn.Module):
         super().__init__()
         self.model = copy.deepcopy(model).half()
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.half()).float()
 
 
@@ -64,7 +92,7 @@ def output_names(config: QuantizationConfig) -> dict:
 
 
 def run_quantization(config: QuantizationConfig, loaded, evaluator, calibration: torch.Tensor,
-                     validation: torch.Tensor) -> dict:
+                     validation: torch.Tensor) -> QuantizationResult:
     """FP32 vs INT8 (and fp16) on the pair list; saves every variant. `validation` (training images) decides
     between settings and backends."""
     check_config(config)
@@ -78,14 +106,14 @@ def run_quantization(config: QuantizationConfig, loaded, evaluator, calibration:
     final = {name: stem.with_name(stem.name + suffix) for name, suffix in output_names(config).items()}
     with staged_files(final, config.overwrite) as files:
         result = quantize_and_compare(config, loaded, evaluator, calibration, validation, fp32, files)
-    result["files"] = {name: str(path) for name, path in final.items() if not name.endswith(" weights")}
-    result["files"]["int8"] = result["files"][BACKENDS[result["backend"]].int8_file]
-    for name, path in result["files"].items():
+    files = {name: str(path) for name, path in final.items() if not name.endswith(" weights")}
+    files["int8"] = files[BACKENDS[result.backend].int8_file]
+    for name, path in files.items():
         print(f"saved {name}: {path}")
-    return result
+    return replace(result, files=files)
 
 
-def quantize_and_compare(config, loaded, evaluator, calibration, validation, fp32, files) -> dict:
+def quantize_and_compare(config, loaded, evaluator, calibration, validation, fp32, files) -> QuantizationResult:
     isa = read_cpu_isa()
     backends = ", ".join(b.name for b in backends_to_run(config))
     print(f"CPU: {isa.describe()}; INT8 backend(s): {backends}; {len(calibration)} calibration "
@@ -126,18 +154,9 @@ def quantize_and_compare(config, loaded, evaluator, calibration, validation, fp3
         if name in files:
             row["size_mb"] = file_size_mb(*[files[n] for n in (name, f"{name} weights") if n in files])
     int8 = BACKENDS[backend].int8_file
-    result = {"backend": backend, "cpu": isa.describe(), "int8_variant": int8, "variants": rows,
-              "cosine_min": rows[int8]["cosine_min"], "cosine_mean": rows[int8]["cosine_mean"],
-              "settings": chosen[backend].settings, "candidates": searches}
-    for name, row in {**rows, "int8": rows[int8]}.items():
-        label = name.replace(" ", "_")
-        for key, value in row.items():
-            if key.startswith("latency_ms_bs"):
-                result[f"latency_ms_{label}_bs{key.rsplit('bs', 1)[1]}"] = value
-            elif key in ("accuracy", "size_mb"):
-                result[f"{key}_{label}"] = value
     print_table(evaluator.data_source, rows, int8)
-    return result
+    return QuantizationResult(backend, isa.describe(), int8, rows, rows[int8]["cosine_min"],
+                              rows[int8]["cosine_mean"], chosen[backend].settings, searches)
 
 
 def compare(evaluator, reference, variants: dict, input_size, config) -> dict:

@@ -23,6 +23,7 @@ from compression_tool.commen_utils.distributed import distributed_context
 from compression_tool.commen_utils.errors import UserError
 from compression_tool.commen_utils.graph_split import GraphSplitter
 from compression_tool.commen_utils.model_stats import ThinnedMacs, count_params
+from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.prune_module.criteria import group_scores
 from compression_tool.prune_module.graph import ChannelGraph, PrunableGroup, apply_plan, call_order
@@ -272,7 +273,15 @@ class SensitivityConfig:
     device: str = "cpu"
 
 
-def run_sensitivity(config: SensitivityConfig, loaded, evaluator, ranks=None, calibration=None) -> dict:
+@dataclass(frozen=True)
+class SensitivityResult(ModeResult):
+    csv: str
+    baseline: float  # the unpruned model's headline metric
+    layers: int
+    levels: list[float]
+
+
+def run_sensitivity(config: SensitivityConfig, loaded, evaluator, ranks=None, calibration=None) -> SensitivityResult:
     levels = parse_levels(config.levels)
     if config.cache_gb is not None and config.cache_gb < 0:
         raise UserError(f"--sa_cache_gb {config.cache_gb}: must be >= 0")
@@ -331,7 +340,7 @@ def run_sensitivity(config: SensitivityConfig, loaded, evaluator, ranks=None, ca
             merge_shards(csv_path, world, existing_text, [g.param for g in analysis.graph.groups], levels)
         dist.barrier()
     print(f"sensitivity CSV: {csv_path}")
-    return {"csv": str(csv_path), "baseline": baseline[0], "layers": len(analysis.graph.groups), "levels": levels}
+    return SensitivityResult(str(csv_path), baseline[0], len(analysis.graph.groups), levels)
 
 
 def merge_shards(csv_path: Path, world: int, existing_text: str, order: list, levels: list) -> None:

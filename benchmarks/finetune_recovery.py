@@ -110,8 +110,8 @@ def main():
                 result = run_finetune(FineTuneRun(train_root=str(TRAIN), work_path=f"{tmp}/{start}/{name}"),
                                       student, choice, config, loaded.model)
                 seconds = time.perf_counter() - started
-                chosen = load_model(checkpoint=result["best_checkpoint"])
-                epoch = load_checkpoint(result["best_checkpoint"])[1]["metadata"]["epoch"]
+                chosen = load_model(checkpoint=result.best_checkpoint)
+                epoch = load_checkpoint(result.best_checkpoint)[1]["metadata"]["epoch"]
                 scores = heldout(chosen.model)
                 recovered = (scores["accuracy"] - start_scores["accuracy"]) / (unpruned - start_scores["accuracy"])
                 print(f"| {label} | {name} (epoch {epoch} chosen) | {macs:.3f} | {scores['accuracy']:.4f} | "

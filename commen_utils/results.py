@@ -1,5 +1,6 @@
 """--result_json: every mode's figures as JSON, written atomically."""
 import json
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -16,6 +17,16 @@ def _plain(value):
     return value
 
 
-def write_result_json(path, result: dict):
+@dataclass(frozen=True)
+class ModeResult:
+    """What a mode returns: typed fields that the CLI prints and writes to --result_json. A field left at
+    None does not apply to this run and is not written (the JSON keys are those of earlier versions)."""
+
+    def as_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+def write_result_json(path, result: ModeResult | dict) -> None:
     if path:
+        result = result.as_json() if isinstance(result, ModeResult) else result
         write_text(path, json.dumps(_plain(result), indent=2, sort_keys=True) + "\n")

@@ -60,7 +60,7 @@ def write_faces(source: Path):
             Image.fromarray(face).save(target)
 
 
-def make_pairs(persons, rng):
+def make_pairs(persons: range, rng: np.random.Generator) -> list[str]:
     """All genuine pairs among `persons` and as many impostor pairs, drawn without repetition."""
     name = lambda p, k: f"s{p}/{k}.png"  # noqa: E731
     genuine = [(name(p, a), name(p, b), 1) for p in persons
@@ -76,7 +76,7 @@ def make_pairs(persons, rng):
     return [" ".join(map(str, lines[i])) for i in order]
 
 
-def write_pairs():
+def write_pairs() -> None:
     for path, persons in ((PAIRS, range(1, IDENTITIES + 1)), (HELDOUT_PAIRS, range(21, IDENTITIES + 1)),
                           (TRAIN_PAIRS, TRAIN_IDS)):
         if not path.exists():
@@ -84,7 +84,7 @@ def write_pairs():
             path.write_text("\n".join(make_pairs(persons, np.random.default_rng(SEED))) + "\n")
 
 
-def write_sface():
+def write_sface() -> None:
     if SFACE_CHECKPOINT.exists():
         return
     from compression_tool.commen_utils.checkpoint import load_weights, save_checkpoint
@@ -96,7 +96,7 @@ def write_sface():
                     metadata={"source": str(bundled_onnx_path().name)})
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     write_faces(orl_source())
     write_pairs()

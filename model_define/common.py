@@ -1,6 +1,7 @@
 """Building blocks shared by the face model families."""
 import math
 
+import torch
 import torch.nn as nn
 
 
@@ -13,7 +14,7 @@ class ConvBlock(nn.Module):
         self.bn = nn.BatchNorm2d(out_c, eps=bn_eps)
         self.prelu = nn.PReLU(out_c)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.prelu(self.bn(self.conv(x)))
 
 
@@ -25,7 +26,7 @@ class LinearBlock(nn.Module):
         self.conv = nn.Conv2d(in_c, out_c, kernel, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_c)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(x))
 
 

@@ -1,13 +1,24 @@
 """`--mode summary`: the model's size, its prunable groups and what cannot be pruned, and the original's keep list."""
+from dataclasses import dataclass
+
 import torch.nn as nn
 
 from compression_tool.commen_utils.model_stats import count_macs, count_params
+from compression_tool.commen_utils.results import ModeResult
 from compression_tool.model_define import get_entry
 
 from .graph import ChannelGraph
 
 
-def summarize(loaded) -> dict:
+@dataclass(frozen=True)
+class SummaryResult(ModeResult):
+    params: int
+    macs: int
+    prunable_layers: list[str]
+    unprunable_layers: dict[str, str]  # leader weight -> why it cannot be pruned
+
+
+def summarize(loaded) -> SummaryResult:
     model, size = loaded.model, loaded.input_size
     graph = ChannelGraph(model, size)
     params, macs = count_params(model), count_macs(model, size)
@@ -25,8 +36,7 @@ def summarize(loaded) -> dict:
         print(f"{len(graph.excluded)} layer(s) that cannot be pruned:")
         for param, why in graph.excluded.items():
             print(f"  {param:40s} {why}")
-    return {"params": params, "macs": macs, "prunable_layers": [g.param for g in graph.groups],
-            "unprunable_layers": graph.excluded}
+    return SummaryResult(params, macs, [g.param for g in graph.groups], dict(graph.excluded))
 
 
 def keep_widths(model: nn.Module) -> list[int]:

@@ -237,7 +237,7 @@ def make_schedule(config: ScheduleConfig) -> dict:
     if targets:
         counted = {}  # the bisections keep landing on the same two-decimal schedules: build each once
 
-        def counts(ratios):
+        def counts(ratios: dict) -> dict:
             key = tuple(sorted((k, v) for k, v in ratios.items() if v > 0))
             if key not in counted:
                 counted[key] = dict(zip(("macs", "params"), measured_counts(

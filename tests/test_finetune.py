@@ -181,7 +181,7 @@ def test_run_finetune_as_a_function_with_mixup_and_feature_distillation(tiny_set
                             freeze_bn_stats=True, feature_kd=1.0)
     result = run_finetune(FineTuneRun(train_root=str(train), work_path=str(tmp_path)), loaded, evaluator, config,
                           teacher)
-    rows = list(csv.DictReader(open(result["log"])))
+    rows = list(csv.DictReader(open(result.log)))
     assert [r["epoch"] for r in rows] == ["0", "1"] and 0 < float(rows[1]["kd"]) < 1
     assert float(rows[1]["features"]) > 0  # the pruned BN outputs were matched to the teacher's
     assert load_checkpoint(next(tmp_path.glob("*/last.pt")))[1]["metadata"]["config"]["mixup"] == 1.0
@@ -196,8 +196,8 @@ def test_best_of_trained_keeps_a_trained_epoch_even_when_it_only_ties_the_start(
                                 freeze_bn_stats=True, best_of_trained=best_of_trained)
         result = run_finetune(FineTuneRun(train_root=str(train), work_path=str(tmp_path / str(epoch))), loaded,
                               evaluator, config, teacher)
-        assert load_checkpoint(result["best_checkpoint"])[1]["metadata"]["epoch"] == epoch
-        assert result["accuracy"] == result["accuracy_start"]
+        assert load_checkpoint(result.best_checkpoint)[1]["metadata"]["epoch"] == epoch
+        assert result.accuracy == result.accuracy_start
 
 
 def test_mixup_needs_distillation_alone(tiny_setup, tmp_path):

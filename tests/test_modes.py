@@ -44,13 +44,13 @@ def test_every_mode_as_a_function(setup):
     tested = runner.run_test(runner.TestConfig(evaluation, roc_png=str(tmp / "roc.png")), loaded)
     assert 0 <= tested["accuracy"] <= 1 and (tmp / "roc.png").stat().st_size > 10_000
     summary = summarize(loaded)
-    assert summary["prunable_layers"] and not summary["unprunable_layers"]
+    assert summary.prunable_layers and not summary.unprunable_layers
 
     sa = run_sensitivity(SensitivityConfig(levels="0.0,0.5", output_folder=str(tmp / "sa"), reconstruct=8),
                          loaded, evaluator, calibration=images)
-    assert sa["layers"] == len(summary["prunable_layers"]) and sa["levels"] == [0.0, 0.5]
+    assert sa.layers == len(summary.prunable_layers) and sa.levels == [0.0, 0.5]
 
-    schedule = make_schedule(ScheduleConfig(csv=sa["csv"], model=MODEL, output=str(tmp / "s.yaml"),
+    schedule = make_schedule(ScheduleConfig(csv=sa.csv, model=MODEL, output=str(tmp / "s.yaml"),
                                             target_macs_ratio=0.5, checkpoint=str(weights), evaluation=evaluation,
                                             reconstruct=8, train_root=str(TRAIN)))
     assert schedule["ratios"] and schedule["macs_ratio"] <= 0.52 and len(schedule["candidates"]) > 1
@@ -58,25 +58,37 @@ def test_every_mode_as_a_function(setup):
     pruned = run_prune(PruneConfig(schedule_path=str(tmp / "s.yaml"), reconstruct=8, save_checkpoint=True,
                                    output_folder=str(tmp), layers_out_path=str(tmp / "out.txt")),
                        load_model(MODEL, weights), evaluator, images)
-    assert pruned["macs_after"] < 0.75 * pruned["macs_before"]
+    assert pruned.macs_after < 0.75 * pruned.macs_before
     layers = dict(loaded.model.named_modules())
-    assert any(getattr(layers[name], "kernel_size", (1, 1)) != (1, 1) for name in pruned["refitted"])
-    reloaded = load_model(checkpoint=pruned["checkpoint"])
-    assert evaluator(reloaded.model)["headline"] == pytest.approx(pruned["accuracy_after"], abs=1e-9)
+    assert any(getattr(layers[name], "kernel_size", (1, 1)) != (1, 1) for name in pruned.refitted)
+    reloaded = load_model(checkpoint=pruned.checkpoint)
+    assert evaluator(reloaded.model)["headline"] == pytest.approx(pruned.accuracy_after, abs=1e-9)
 
     teacher = load_model(MODEL, weights).model
     tuned = run_finetune(FineTuneRun(train_root=str(TRAIN), work_path=str(tmp / "ft")), reloaded, evaluator,
                          FineTuneConfig(epochs=1, lr=0.001, milestones=(), batch_size=32, head="none", kd_weight=1.0,
                                         feature_kd=100.0, best_of_trained=True), teacher)
-    assert tuned["epochs"] == 1 and load_model(checkpoint=tuned["best_checkpoint"]).keep == reloaded.keep
+    assert tuned.epochs == 1 and load_model(checkpoint=tuned.best_checkpoint).keep == reloaded.keep
 
     quantized = run_quantization(QuantizationConfig(latency_batches=(1,), latency_repeats=2,
                                                     output_folder=str(tmp / "q")),
                                  reloaded, evaluator, images[:8], images[8:])
-    assert quantized["cosine_mean"] > 0.9
+    assert quantized.cosine_mean > 0.9
 
-    build_report(ReportConfig(variants=(("pruned", pruned["checkpoint"]), ("INT8", quantized["files"]["int8"])),
-                              evaluation=evaluation, csv=sa["csv"], output_dir=str(tmp / "report")))
+    build_report(ReportConfig(variants=(("pruned", pruned.checkpoint), ("INT8", quantized.files["int8"])),
+                              evaluation=evaluation, csv=sa.csv, output_dir=str(tmp / "report")))
     report = json.loads((tmp / "report" / "report.json").read_text())
     assert [row["variant"] for row in report["variants"]] == ["pruned", "INT8"]
-    assert report["variants"][0]["accuracy"] == pytest.approx(pruned["accuracy_after"], abs=1e-9)
+    assert report["variants"][0]["accuracy"] == pytest.approx(pruned.accuracy_after, abs=1e-9)
+
+
+def test_a_mode_result_writes_only_the_fields_that_apply(tmp_path):
+    from compression_tool.commen_utils.results import write_result_json
+    from compression_tool.pruning import PruneResult
+
+    result = PruneResult(params_before=2, macs_before=4, params_after=1, macs_after=2, keep={"conv": 1}, criterion="l1",
+                         bn_recalibration_images=0, reconstruction_images=0)
+    write_result_json(tmp_path / "p.json", result)
+    assert json.loads((tmp_path / "p.json").read_text()) == {
+        "params_before": 2, "macs_before": 4, "params_after": 1, "macs_after": 2, "keep": {"conv": 1},
+        "criterion": "l1", "bn_recalibration_images": 0, "reconstruction_images": 0}

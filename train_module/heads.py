@@ -27,7 +27,7 @@ class MarginHead(nn.Module):
     def target_logit(self, cosine: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, embeddings, labels):
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cosine = F.linear(F.normalize(embeddings), F.normalize(self.weight)).clamp(-1, 1)
         target = cosine.gather(1, labels[:, None])
         logits = cosine.scatter(1, labels[:, None], self.target_logit(target))

@@ -23,6 +23,7 @@ from compression_tool.commen_utils.checkpoint import load_checkpoint, save_check
 from compression_tool.commen_utils.distributed import distributed_context, local_device
 from compression_tool.commen_utils.errors import UserError
 from compression_tool.commen_utils.hooks import layer_outputs
+from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.dataloader import TrainImages, image_folder_items, make_loader
 from compression_tool.test_module.evaluate import hidden
@@ -110,7 +111,8 @@ class Learner(nn.Module):
         self.model, self.head, self.kd_weight = model, head, kd_weight
         self.feature_kd, self.feature_layers = feature_kd, list(feature_layers)
 
-    def forward(self, images, labels, teacher_embeddings, teacher_maps=None):
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, teacher_embeddings: torch.Tensor | None,
+                teacher_maps: dict | None = None) -> dict:
         with layer_outputs(self.model, self.feature_layers if teacher_maps else ()) as maps:
             embeddings = self.model(images)
         losses = {}
@@ -273,7 +275,17 @@ class FineTuneRun:
     overwrite: bool = False
 
 
-def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, teacher=None) -> dict:
+@dataclass(frozen=True)
+class FineTuneResult(ModeResult):
+    accuracy_start: float  # the headline metric of the model as given
+    accuracy: float  # best.pt's
+    epochs: int
+    best_checkpoint: str
+    run_folder: str
+    log: str
+
+
+def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, teacher=None) -> FineTuneResult:
     resume = Path(run.resume) if run.resume else None
     folder = resume or Path(run.work_path) / time_stamp()
     head_state = None
@@ -337,5 +349,5 @@ def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, te
     if job.rank == 0 and not config.best_of_trained and \
             all(row[headline] <= job.history[0][headline] for row in job.history[1:]):
         print(f"no epoch beat the model as given ({job.best:.4f}): {folder}/best.pt is that model")
-    return {"accuracy_start": job.history[0][headline], "accuracy": job.best, "epochs": job.epoch,
-            "best_checkpoint": str(folder / "best.pt"), "run_folder": str(folder), "log": str(folder / "log.csv")}
+    return FineTuneResult(job.history[0][headline], job.best, job.epoch, str(folder / "best.pt"), str(folder),
+                          str(folder / "log.csv"))
