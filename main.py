@@ -4,7 +4,11 @@ One entry with --mode, as in the original. This file only parses flags and calls
 mode; every user mistake surfaces here as one line on stderr and exit code 2.
 """
 import argparse
+import importlib.util
 import sys
+
+if importlib.util.find_spec("compression_tool") is None:  # a clone that was never set up
+    sys.exit("error: compression_tool is not installed: run `make setup` (or `pip install -e .`) in the clone")
 
 import torch
 
@@ -101,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("quantization")
     g.add_argument("--quant_backend",
-                   help="openvino (NNCF, the default where OpenVINO is installed) | onnxruntime | torch (torch.ao "
-                        "FX; x86 and fbgemm name its kernels) | auto (all of them: the fastest whose mean cosine "
-                        "reaches --min_cosine)")
+                   help="openvino (NNCF; the default where OpenVINO is installed, else onnxruntime) | onnxruntime | "
+                        "torch (torch.ao FX; x86 and fbgemm name its kernels) | auto (all of them: the fastest whose "
+                        "mean cosine reaches --min_cosine)")
     g.add_argument("--observer", default="histogram", choices=("histogram", "minmax", "percentile"),
                    help="how activation ranges are calibrated (torch and onnxruntime; NNCF has its own)")
     g.add_argument("--calib_batches", type=int, default=4, help="batches of calibration images (from "

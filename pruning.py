@@ -1,8 +1,12 @@
 """`--mode prune` (and `python pruning.py`, as the original ran it): apply a Distiller schedule to a model,
 repair it, report before/after and save a self-describing checkpoint. The engine lives in prune_module/."""
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+if importlib.util.find_spec("compression_tool") is None:  # a clone that was never set up
+    sys.exit("error: compression_tool is not installed: run `make setup` (or `pip install -e .`) in the clone")
 
 import torch
 

@@ -7,9 +7,13 @@ kept). Every choice between settings is made by measurement on validation images
 never on the test pairs; the pair list only scores the result.
 """
 import copy
+import importlib.util
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+if importlib.util.find_spec("compression_tool") is None:  # a clone that was never set up
+    sys.exit("error: compression_tool is not installed: run `make setup` (or `pip install -e .`) in the clone")
 
 import torch
 import torch.nn as nn
@@ -23,10 +27,8 @@ from compression_tool.commen_utils.onnx_io import OnnxModel, export_onnx
 from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.commen_utils.torchscript_io import freeze_for_inference, save_torchscript
-# the backends register themselves (quant_module/backends.py) when their files are imported
-from compression_tool.quant_module import onnxruntime_ptq, openvino_ptq, torch_fx  # noqa: F401
-from compression_tool.quant_module.backends import (BACKENDS, Int8Job, backend_named, backends_to_run, check_backends,
-                                                    default_backend)
+from compression_tool.quant_module.backends import (Int8Job, backend_named, backends_to_run, by_preference,
+                                                    check_backends, default_backend)
 from compression_tool.quant_module.config import QuantizationConfig
 from compression_tool.quant_module.selection import (candidate_rows, candidate_table, fastest_accurate, measure,
                                                      side_by_side_ms)
@@ -61,9 +63,9 @@ class QuantizationResult(ModeResult):
 
 
 def check_config(config: QuantizationConfig) -> None:
-    check_backends(config)
     if config.max_cosine_drop is not None and not (0 < config.max_cosine_drop < 1):
         raise UserError(f"--max_cosine_drop {config.max_cosine_drop}: expected a value in (0, 1), e.g. 0.002")
+    check_backends(config)
 
 
 class HalfPrecision(nn.Module):
@@ -107,7 +109,7 @@ def run_quantization(config: QuantizationConfig, loaded, evaluator, calibration:
     with staged_files(final, config.overwrite) as files:
         result = quantize_and_compare(config, loaded, evaluator, calibration, validation, fp32, files)
     files = {name: str(path) for name, path in final.items() if not name.endswith(" weights")}
-    files["int8"] = files[BACKENDS[result.backend].int8_file]
+    files["int8"] = files[result.int8_variant]
     for name, path in files.items():
         print(f"saved {name}: {path}")
     return replace(result, files=files)
@@ -138,10 +140,10 @@ def quantize_and_compare(config, loaded, evaluator, calibration, validation, fp3
         variants[backend.int8_file] = quantized.chosen.model
 
     if config.backend == "auto":
-        finalists = measure(list(chosen.values()), fp32, validation, loaded.input_size, config.latency_batches,
-                            config.latency_repeats)
+        finalists = measure([chosen[b.name] for b in by_preference(backends_to_run(config))], fp32, validation,
+                            loaded.input_size, config.latency_batches, config.latency_repeats)
         winner, why = fastest_accurate(finalists, config.min_cosine)
-        backend = winner.settings["backend"]
+        backend = next(name for name, candidate in chosen.items() if candidate is winner)
         print(f"--quant_backend auto chose {backend} ({why}), on {len(validation)} validation images:")
         print(candidate_table(finalists, winner))
         searches["auto"] = candidate_rows(finalists, winner)
@@ -153,10 +155,11 @@ def quantize_and_compare(config, loaded, evaluator, calibration, validation, fp3
     for name, row in rows.items():
         if name in files:
             row["size_mb"] = file_size_mb(*[files[n] for n in (name, f"{name} weights") if n in files])
-    int8 = BACKENDS[backend].int8_file
+    int8 = backend_named(backend).int8_file
     print_table(evaluator.data_source, rows, int8)
-    return QuantizationResult(backend, isa.describe(), int8, rows, rows[int8]["cosine_min"],
-                              rows[int8]["cosine_mean"], chosen[backend].settings, searches)
+    return QuantizationResult(backend=backend, cpu=isa.describe(), int8_variant=int8, variants=rows,
+                              cosine_min=rows[int8]["cosine_min"], cosine_mean=rows[int8]["cosine_mean"],
+                              settings=chosen[backend].settings, candidates=searches)
 
 
 def compare(evaluator, reference, variants: dict, input_size, config) -> dict:

@@ -8,11 +8,15 @@ re-evaluates the whole model every time, as the original did, and exists to prov
 """
 import copy
 import csv
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass
-from typing import Iterator
 from pathlib import Path
+from typing import Iterator
+
+if importlib.util.find_spec("compression_tool") is None:  # a clone that was never set up
+    sys.exit("error: compression_tool is not installed: run `make setup` (or `pip install -e .`) in the clone")
 
 import torch
 import torch.distributed as dist

@@ -6,11 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-from compression_tool.data.prepare_default import HELDOUT_PAIRS as HELDOUT  # noqa: F401 (the scripts' names)
-from compression_tool.data.prepare_default import PAIRS, ROOT, TRAIN_PAIRS  # noqa: F401
-from compression_tool.data.prepare_default import SFACE_CHECKPOINT as SFACE  # noqa: F401
-from compression_tool.data.prepare_default import TEST_ROOT as ORL  # noqa: F401
-from compression_tool.data.prepare_default import TRAIN_ROOT as TRAIN  # noqa: F401
+from compression_tool.data.prepare_default import (HELDOUT_PAIRS as HELDOUT, PAIRS, ROOT,  # noqa: F401 (the
+                                                     SFACE_CHECKPOINT as SFACE, TEST_ROOT as ORL,  # scripts' names)
+                                                     TRAIN_PAIRS, TRAIN_ROOT as TRAIN)
 
 sys.path.insert(0, str(ROOT))  # benchmarks/any_model.py builds the test suite's models (tests/)
 

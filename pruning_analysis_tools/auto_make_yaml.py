@@ -10,10 +10,14 @@ Two ways to choose each layer's sparsity:
 """
 import argparse
 import functools
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+if importlib.util.find_spec("compression_tool") is None:  # a clone that was never set up
+    sys.exit("error: compression_tool is not installed: run `make setup` (or `pip install -e .`) in the clone")
 
 from compression_tool.commen_utils.allocator import reuse_freed_memory
 from compression_tool.commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_pair_list_flags, add_repair_flags,

@@ -1,8 +1,12 @@
 """Sensitivity CSV -> PNG curves: one line per layer, every layer drawn (the original dropped the last
 ones), at most --per_figure lines a figure so that the legend stays readable."""
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
+
+if importlib.util.find_spec("compression_tool") is None:  # a clone that was never set up
+    sys.exit("error: compression_tool is not installed: run `make setup` (or `pip install -e .`) in the clone")
 
 import matplotlib
 

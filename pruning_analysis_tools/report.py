@@ -7,10 +7,14 @@ variants on one plot, per-layer widths, and the sensitivity curves when a CSV is
         --img_list_label_path ... [--csv SA.csv] --output_dir work_space/report/<time>
 """
 import argparse
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+if importlib.util.find_spec("compression_tool") is None:  # a clone that was never set up
+    sys.exit("error: compression_tool is not installed: run `make setup` (or `pip install -e .`) in the clone")
 
 import matplotlib
 

@@ -1,6 +1,7 @@
 """INT8 backends by name. Each backend file of quant_module registers the function that quantizes a float
 model on its runtime, the files it writes and the one of them that holds its INT8 model; `--mode quantization`
 runs the backends a config names, without knowing any of them by name."""
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -53,6 +54,7 @@ class Int8Backend:
 
 
 BACKENDS: dict[str, Int8Backend] = {}
+BUILT_IN = ("openvino_ptq", "onnxruntime_ptq", "torch_fx")  # the files of quant_module that register one
 
 
 def register_backend(backend: Int8Backend) -> Int8Backend:
@@ -60,9 +62,16 @@ def register_backend(backend: Int8Backend) -> Int8Backend:
     return backend
 
 
+def registered() -> list:
+    """Every backend, the built-in ones imported (and so registered) first."""
+    for module in BUILT_IN:
+        importlib.import_module(f".{module}", __package__)
+    return list(BACKENDS.values())
+
+
 def backend_named(value: str) -> Int8Backend:
     """The backend a --quant_backend value selects (its name or one of its aliases)."""
-    for backend in BACKENDS.values():
+    for backend in registered():
         if value == backend.name or value in backend.aliases:
             return backend
     raise UserError(f"--quant_backend {value}: choose one of {', '.join(backend_choices())}")
@@ -73,30 +82,32 @@ def by_preference(backends) -> list:
 
 
 def backend_choices() -> tuple:
-    return tuple(name for b in by_preference(BACKENDS.values()) for name in (b.name, *b.aliases)) + ("auto",)
+    return tuple(name for b in by_preference(registered()) for name in (b.name, *b.aliases)) + ("auto",)
 
 
 def default_backend() -> str:
-    return by_preference(b for b in BACKENDS.values() if b.available())[0].name
+    """The preferred backend that runs here: openvino, else onnxruntime (torch.ao's is deprecated)."""
+    return by_preference(b for b in registered() if b.available())[0].name
 
 
 def backends_to_run(config: QuantizationConfig) -> list:
-    """The backends a run quantizes with: the chosen one (every available one for auto) and those that
-    always run, the preferred first."""
+    """The backends a run quantizes with, in that order: those that always run, then the chosen one (every
+    available one for auto) by preference."""
     if config.backend == "auto":
-        chosen = {b.name for b in BACKENDS.values() if b.available()}
+        chosen = {b.name for b in registered() if b.available()}
     else:
         chosen = {backend_named(config.backend).name}
-    return by_preference(b for b in BACKENDS.values() if b.name in chosen or b.always)
+    return sorted((b for b in registered() if b.name in chosen or b.always), key=lambda b: (not b.always, b.preference))
 
 
 def check_backends(config: QuantizationConfig) -> None:
     """--quant_backend names a backend that runs here, and no flag asks for what only another backend does."""
-    if config.backend != "auto" and not backend_named(config.backend).available():
-        raise UserError(f"--quant_backend {config.backend}: {backend_named(config.backend).install_hint}")
+    selected = None if config.backend == "auto" else backend_named(config.backend)
+    if selected is not None and not selected.available():
+        raise UserError(f"--quant_backend {config.backend}: {selected.install_hint}")
     running = backends_to_run(config)
-    for backend in BACKENDS.values():
+    for backend in by_preference(registered()):
         flag = backend.own_options(config)
         if flag and backend not in running:
-            names = ", ".join((backend.name, *backend.aliases))
-            raise UserError(f"{flag} applies to the {backend.name} backend ({names}), not to {config.backend}")
+            names = f" ({', '.join((backend.name, *backend.aliases))})" if backend.aliases else ""
+            raise UserError(f"{flag} applies to the {backend.name} backend{names}, not to {config.backend}")

@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
 from compression_tool.commen_utils.checkpoint import load_checkpoint, save_checkpoint
+from compression_tool.commen_utils.errors import UserError
 from compression_tool.model_define.keep import record_keep
 from compression_tool.model_define.loading import load_model
 from compression_tool.prune_module.graph import ChannelGraph
@@ -209,3 +211,26 @@ def test_mixup_needs_distillation_alone(tiny_setup, tmp_path):
 def test_jitter_outside_a_fraction_is_one_line(tiny_setup, tmp_path, flag):
     line = one_line_error(run_cli(*finetune_args(tiny_setup, tmp_path, flag, "1.5"), check=False))
     assert flag in line and "fraction" in line
+
+
+def test_more_epochs_resume_a_step_schedule_but_not_a_cosine_one():
+    from types import SimpleNamespace
+
+    from compression_tool.train_module.trainer import check_resumed_run
+
+    loaded = SimpleNamespace(arch="sface", keep={"conv": 8})
+    for schedule, refused in (("step", False), ("cosine", True)):
+        saved = {"arch": "sface", "keep": {"conv": 8},
+                 "metadata": {"config": asdict(FineTuneConfig(epochs=2, lr_schedule=schedule))}}
+        longer = FineTuneConfig(epochs=4, lr_schedule=schedule)
+        if refused:
+            with pytest.raises(UserError, match="a run with epochs 2, this command has 4"):
+                check_resumed_run("last.pt", saved, loaded, longer, {})
+        else:
+            check_resumed_run("last.pt", saved, loaded, longer, {})
+
+
+def test_an_unknown_lr_schedule_is_a_one_line_error(tmp_path):
+    with pytest.raises(UserError, match="--lr_schedule linear: choose one of step, cosine"):
+        run_finetune(FineTuneRun(train_root=str(TRAIN), work_path=str(tmp_path)), None, None,
+                     FineTuneConfig(lr_schedule="linear"))

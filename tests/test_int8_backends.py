@@ -1,4 +1,6 @@
 """The INT8 backend registry: what --quant_backend values select, what runs, and the flags only one backend reads."""
+from dataclasses import replace
+
 import pytest
 
 from compression_tool.commen_utils.errors import UserError
@@ -13,9 +15,9 @@ def names(config):
 
 def test_every_value_selects_its_backend_and_the_portable_onnx_always_runs():
     assert backend_named("x86") is backend_named("fbgemm") is BACKENDS["torch"]  # the original's kernel names
-    assert names(QuantizationConfig(backend="openvino")) == ["openvino", "onnxruntime"]
+    assert names(QuantizationConfig(backend="openvino")) == ["onnxruntime", "openvino"]
     assert names(QuantizationConfig(backend="fbgemm")) == ["onnxruntime", "torch"]
-    assert names(QuantizationConfig(backend="auto")) == ["openvino", "onnxruntime", "torch"]
+    assert names(QuantizationConfig(backend="auto")) == ["onnxruntime", "openvino", "torch"]
     assert default_backend() == "openvino"
     assert set(backend_choices()) == {"openvino", "onnxruntime", "torch", "x86", "fbgemm", "auto"}
     files = output_names(QuantizationConfig(backend="torch"))
@@ -27,8 +29,8 @@ def test_every_value_selects_its_backend_and_the_portable_onnx_always_runs():
     (QuantizationConfig(backend="onnxruntime", prelu="integer"),
      "--prelu integer applies to the torch backend (torch, x86, fbgemm), not to onnxruntime"),
     (QuantizationConfig(backend="x86", max_cosine_drop=0.01),
-     "--max_cosine_drop applies to the openvino backend (openvino), not to x86"),
-    (QuantizationConfig(max_cosine_drop=2.0), "--max_cosine_drop 2.0: expected a value in (0, 1)"),
+     "--max_cosine_drop applies to the openvino backend, not to x86"),
+    (QuantizationConfig(backend="torch", max_cosine_drop=2.0), "--max_cosine_drop 2.0: expected a value in (0, 1)"),
 ])
 def test_conflicting_settings_are_one_line_errors(config, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -47,3 +49,15 @@ def test_a_registered_backend_is_offered_and_preferred_only_where_it_runs():
         assert "fake" not in names(QuantizationConfig(backend="auto"))
     finally:
         del BACKENDS["fake"]
+
+
+def test_without_openvino_the_default_is_onnxruntime_not_the_deprecated_torch_flow():
+    openvino = BACKENDS["openvino"]
+    BACKENDS["openvino"] = replace(openvino, available=lambda: False)
+    try:
+        assert default_backend() == "onnxruntime"
+        assert names(QuantizationConfig(backend="auto")) == ["onnxruntime", "torch"]
+        with pytest.raises(UserError, match="--quant_backend openvino: openvino and nncf are not installed"):
+            check_config(QuantizationConfig(backend="openvino"))
+    finally:
+        BACKENDS["openvino"] = openvino

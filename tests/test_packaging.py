@@ -20,3 +20,12 @@ def test_the_wheel_holds_one_package_and_the_command(tmp_path):
     assert "compression_tool/setup.py" not in names and not any(n.startswith("compression_tool/tests/") for n in names)
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "compression_tool = compression_tool.main:main" in entry_points
+
+
+def test_a_clone_that_was_never_set_up_says_so_in_one_line(tmp_path):
+    """Without site-packages (python -S) the package is not installed, as in a clone before `make setup`."""
+    for script in ("main.py", "pruning.py", "pruning_analysis_tools/auto_make_yaml.py"):
+        proc = subprocess.run([sys.executable, "-S", str(ROOT / script), "--help"], cwd=tmp_path, capture_output=True,
+                              text=True)
+        assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [
+            "error: compression_tool is not installed: run `make setup` (or `pip install -e .`) in the clone"]

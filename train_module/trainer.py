@@ -245,7 +245,7 @@ def history_csv(rows: list[dict], headline: str) -> str:
 
 def check_resumed_run(last, info: dict, loaded, config: FineTuneConfig, run_identity: dict):
     """Refuse to continue a run folder of another model or another configuration (the number of epochs
-    may grow). Fields an older last.pt lacks are not checked."""
+    may grow, except under a cosine schedule). Fields an older last.pt lacks are not checked."""
     if info.get("arch") != loaded.arch or info.get("keep") != loaded.keep:
         raise UserError(f"{last}: a run of another model ({info.get('arch')}, other widths), not of {loaded.arch}")
     metadata = info.get("metadata", {})
@@ -254,8 +254,9 @@ def check_resumed_run(last, info: dict, loaded, config: FineTuneConfig, run_iden
             what = "the model it started from" if key == "start_weights" else "--train_data_path"
             raise UserError(f"{last}: {what} differs ({metadata[key]} there, {value} now)")
     saved = metadata.get("config", {})
+    growable = () if config.lr_schedule == "cosine" else ("epochs",)  # a cosine's shape depends on the epochs
     for key, value in asdict(config).items():
-        if key != "epochs" and key in saved and _plain(saved[key]) != _plain(value):
+        if key not in growable and key in saved and _plain(saved[key]) != _plain(value):
             raise UserError(f"{last}: a run with {key} {saved[key]}, this command has {value}")
 
 
@@ -286,6 +287,8 @@ class FineTuneResult(ModeResult):
 
 
 def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, teacher=None) -> FineTuneResult:
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"--lr_schedule {config.lr_schedule}: choose one of {', '.join(LR_SCHEDULES)}")
     resume = Path(run.resume) if run.resume else None
     folder = resume or Path(run.work_path) / time_stamp()
     head_state = None
