@@ -19,6 +19,7 @@ REPAIR_IMAGES=${REPAIR_IMAGES:-64}                               # repair inside
 PRUNE_REPAIR_IMAGES=${PRUNE_REPAIR_IMAGES:-200}                  # repair of the model that is kept: all of $TRAIN
 EPOCHS=${EPOCHS:-6}
 MIXUP=${MIXUP:-1}                                                # Beta(a, a) blends of two images, the teacher's embedding as target
+FINETUNE_ARGS=${FINETUNE_ARGS:-}                                 # further fine-tuning flags, e.g. "--shift 0 --lr_schedule cosine"
 MILESTONE=$(( EPOCHS > 2 ? EPOCHS - 2 : 1 ))                     # lr / 10 for the last two epochs
 TRAIN_BATCH=${TRAIN_BATCH:-32}
 LATENCY_BATCHES=${LATENCY_BATCHES:-1}                            # batch sizes the INT8 step times (LATENCY_BATCHES="1 32": also batch 32)
@@ -51,7 +52,7 @@ $PY main.py --mode prune --model $MODEL --best_model_path $CHECKPOINT "${COMMON[
 
 echo "== [$(elapsed)] 4/6 fine-tune: distillation from the unpruned model on mixup blends, $EPOCHS epochs (BN statistics kept as repaired)"
 $PY main.py --mode finetune --pruned_checkpoint "$RUN/model_${MODEL}.pt" --teacher_path $CHECKPOINT --head none \
-    "${COMMON[@]}" --img_list_label_path $CHOICE_PAIRS --epoch $EPOCHS --milestones $MILESTONE --lr 0.001 --freeze_bn_stats --mixup $MIXUP --best_of trained \
+    "${COMMON[@]}" --img_list_label_path $CHOICE_PAIRS --epoch $EPOCHS --milestones $MILESTONE --lr 0.001 --freeze_bn_stats --mixup $MIXUP --best_of trained $FINETUNE_ARGS \
     --train_batch_size $TRAIN_BATCH --work_path "$RUN/finetune" --result_json "$RUN/finetune.json"
 FINETUNED=$(ls "$RUN"/finetune/*/best.pt)
 
