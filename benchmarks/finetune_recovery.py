@@ -57,8 +57,8 @@ TECHNIQUES = {
                                                                             "epochs_scale": 2},
     "embedding distillation + lr x10 + BN statistics trained on flips only + cosine lr": {
         "lr_scale": 10, "freeze_bn_stats": False, "shift": 0, "lr_schedule": "cosine"},
-    # patient distillation (Beyer et al. 2022, "a good teacher is patient and consistent"): the same blends
-    # for six times the epochs
+    # patient distillation (Beyer et al. 2022, "a good teacher is patient and consistent"): two
+    # recipes above run six times as long, with a cosine lr
     "+ mixup 1.0 + cosine lr x3 + six times the epochs": {"mixup": 1.0, "lr_schedule": "cosine", "lr_scale": 3,
                                                           "epochs_scale": 6},
     "embedding distillation + lr x10 + BN statistics trained + cosine lr + six times the epochs": {
