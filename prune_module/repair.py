@@ -176,12 +176,26 @@ def reconstruct_sequentially(pruned: nn.Module, original: nn.Module, plans: list
 
 
 def removed_channels(plans: list[list[Edit]]) -> tuple[dict, dict]:
-    """({module: input channels removed}, {module: output channels removed}) over all plans."""
-    removed_in, removed_out = {}, {}
+    """({module: input channels removed}, {module: output channels removed}) over all plans, in the unpruned
+    model's own indices. Each plan counts its indices on the model as the plans before it left it: a layer
+    that several groups thin (a trunk behind a concatenation, a residual stage) sees its later indices
+    shifted, so they are mapped back through the earlier removals."""
+    removed = ({}, {})  # (inputs, outputs)
     for plan in plans:
+        now = {}  # this plan's indices, all counted on the same state of the model
         for edit in plan:
-            (removed_out if edit.outputs else removed_in).setdefault(edit.module, set()).update(edit.idxs)
-    return removed_in, removed_out
+            now.setdefault((edit.outputs, edit.module), set()).update(edit.idxs)
+        for (outputs, module), idxs in now.items():
+            gone = removed[outputs].setdefault(module, set())
+            gone.update(unpruned_indices(gone, idxs))
+    return removed
+
+
+def unpruned_indices(gone: set, idxs) -> list[int]:
+    """Where channels `idxs` of a thinned layer were before the channels `gone` were removed from it."""
+    idxs = sorted(idxs)
+    left = [c for c in range(idxs[-1] + len(gone) + 1) if c not in gone] if idxs else []
+    return [left[i] for i in idxs]
 
 
 def refit(original: nn.Module, pruned: nn.Module, name: str, removed_out, gram: torch.Tensor, cross: torch.Tensor,

@@ -8,9 +8,10 @@ import torch
 import torch.nn as nn
 
 from compression_tool.prune_module.graph import ChannelGraph, call_order
-from compression_tool.prune_module.repair import (following_norms, input_grams, reconstruct, reconstruct_sequentially,
-                                 refit_problem, refittable_consumers)
-from compression_tool.prune_module.thinning import prune_model
+from compression_tool.prune_module.repair import (Repair, following_norms, input_grams, reconstruct,
+                                                  reconstruct_sequentially, refit_problem, refittable_consumers,
+                                                  removed_channels)
+from compression_tool.prune_module.thinning import prune_and_repair, prune_model
 from tests.helpers import randomize
 
 SIZE = (16, 16)
@@ -89,3 +90,49 @@ def test_layers_least_squares_cannot_refit_say_why():
     skipped = reconstruct_sequentially(model, original, plans, images, following_norms(original, size),
                                        call_order(original, size))
     assert skipped == {"3": "grouped convolution (groups=2)"}
+
+
+def inception(size=(32, 32)):
+    """The Inception-ResNet-style face model: its trunk conv block2.project is thinned by two groups, the
+    reduction's own conv and (behind the concatenation, through the max-pool) the first trunk's group."""
+    from tests.inception_face import build
+    torch.manual_seed(0)
+    model = randomize(build())
+    return model, ChannelGraph(model, size)
+
+
+def test_removed_channels_are_those_gone_from_each_layer_when_groups_share_a_layer():
+    model, graph = inception()
+    original = copy.deepcopy(model)
+    # the reduction's group first: the trunk's later indices on block2.project are then shifted
+    order = ["reduce.conv.0.weight", "stem.1.0.weight"] + [g.param for g in graph.groups]
+    plans = prune_model(model, (32, 32), {p: 0.5 for p in dict.fromkeys(order)}, graph=graph)
+    removed_in, removed_out = removed_channels(plans)
+    assert sum(any(e.module == "block2.project" and e.outputs for e in plan) for plan in plans) == 2
+    before = dict(original.named_modules())
+    for name, layer in model.named_modules():
+        weight = getattr(layer, "weight", None)
+        if weight is None:
+            continue
+        expected = before[name].weight.detach()
+        keep_out = [i for i in range(expected.shape[0]) if i not in removed_out.get(name, ())]
+        expected = expected[keep_out]
+        if weight.dim() > 1 and not (isinstance(layer, nn.Conv2d) and layer.groups > 1):
+            expected = expected[:, [i for i in range(expected.shape[1]) if i not in removed_in.get(name, ())]]
+        assert torch.equal(weight.detach(), expected), name
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_every_group_of_a_concatenating_model_pruned_and_repaired(reverse):
+    model, graph = inception()
+    images = torch.randn(32, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    ratios = {g.param: 0.5 for g in graph.groups[::-1 if reverse else 1]}
+    errors = {}
+    for reconstruct in (0, 32):
+        pruned = copy.deepcopy(model)
+        thinned = prune_and_repair(pruned, (32, 32), ratios, repair=Repair(images, reconstruct))
+        with torch.no_grad():
+            errors[reconstruct] = (pruned(images) - model(images)).pow(2).mean().item()
+    assert not thinned.not_refitted
+    assert {"block2.project", "block1.branch3.1.0", "head.2"} <= set(thinned.refitted)  # 1x1, 3x3, Linear
+    assert errors[32] <= errors[0], errors
