@@ -16,6 +16,10 @@ from .errors import UserError
 
 FORMAT = "compression_tool/1"
 DATA_PARALLEL_PREFIX = "module."
+# Where training checkpoints keep the model's weights, in the order tried: arcface_torch's checkpoint_gpu_N.pt
+# ({"epoch", "global_step", "state_dict_backbone", "state_dict_softmax_fc", "state_optimizer", ...}, read in
+# its train_v2.py), then the usual names of other training loops.
+NESTED_KEYS = ("state_dict_backbone", "state_dict", "model_state_dict", "model")
 
 
 def load_checkpoint(path, from_data_parallel: bool = False):
@@ -36,11 +40,30 @@ def load_checkpoint(path, from_data_parallel: bool = False):
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         info = {k: v for k, v in obj.items() if k != "state_dict"}
         state_dict = obj["state_dict"]
-    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()) and obj:
+    elif is_state_dict(obj):
         info, state_dict = {}, obj
+    elif isinstance(obj, dict):
+        info, state_dict = {}, nested_state_dict(obj, path)
     else:
         raise UserError(f"{path}: not a state_dict nor a compression_tool checkpoint")
     return strip_data_parallel(state_dict, force=from_data_parallel), info
+
+
+def is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def nested_state_dict(checkpoint: dict, path) -> dict:
+    """The model's weights inside a training checkpoint (weights, optimizer, epoch ... in one dict)."""
+    for key in NESTED_KEYS:
+        if is_state_dict(checkpoint.get(key)):
+            return checkpoint[key]
+    held = [str(k) for k, v in checkpoint.items() if is_state_dict(v)]
+    keys = ", ".join(map(str, list(checkpoint)[:8])) + (", ..." if len(checkpoint) > 8 else "")
+    fix = (f"save the weights under '{held[0]}' alone (torch.save(checkpoint['{held[0]}'], 'model.pth'))" if held
+           else "save the model's state_dict alone")
+    raise UserError(f"{path}: a training checkpoint (keys: {keys}) without the model's weights under any of "
+                    f"{', '.join(NESTED_KEYS)}: {fix}")
 
 
 def strip_data_parallel(state_dict, force: bool = False):

@@ -1,5 +1,8 @@
 """InsightFace IR-ResNets (arcface_torch's iresnet): BN-first basic blocks with PReLU and a downsample branch
-in the first block of every stage, then BN -> dropout -> flatten -> Linear -> BN1d."""
+in the first block of every stage, then BN -> dropout -> flatten -> Linear -> BN1d.
+
+Module names and block counts are arcface_torch's (recognition/arcface_torch/backbones/iresnet.py, read for
+this): a backbone saved from its get_model('r18' ... 'r200') loads strictly under the alias of the same name."""
 import torch
 import torch.nn as nn
 
@@ -46,6 +49,9 @@ class IResNet(nn.Module):
         h, w = feature_map_size(input_size, 4)
         self.fc = nn.Linear(512 * h * w, embedding_size)
         self.features = nn.BatchNorm1d(embedding_size, eps=BN_EPS)
+        # arcface_torch fixes this scale at 1.0 and never trains it (requires_grad off, as there): fine-tuning
+        # gives the optimizer only parameters that require gradients, so it stays what the checkpoint holds.
+        self.features.weight.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.prelu(self.bn1(self.conv1(x)))
@@ -58,16 +64,16 @@ SIZES = ((112, 112), (144, 122))
 BLOCK_CONV1 = r"layer\d+\.\d+\.conv1\.weight"
 
 
-@register_model("resnet34", InputSpec((112, 112)), input_sizes=SIZES, schedule_layers=BLOCK_CONV1)
-def resnet34(input_size: tuple = (112, 112), embedding_size: int = 512) -> IResNet:
-    return IResNet((3, 4, 6, 3), embedding_size, input_size)
+# (name, arcface_torch's name, blocks per stage)
+DEPTHS = (("resnet18", "r18", (2, 2, 2, 2)), ("resnet34", "r34", (3, 4, 6, 3)), ("resnet50", "r50", (3, 4, 14, 3)),
+          ("resnet100", "r100", (3, 13, 30, 3)), ("resnet200", "r200", (6, 26, 60, 6)))
 
 
-@register_model("resnet50", InputSpec((112, 112)), input_sizes=SIZES, schedule_layers=BLOCK_CONV1)
-def resnet50(input_size: tuple = (112, 112), embedding_size: int = 512) -> IResNet:
-    return IResNet((3, 4, 14, 3), embedding_size, input_size)
+def _register(name: str, alias: str, blocks: tuple):
+    @register_model(name, InputSpec((112, 112)), input_sizes=SIZES, schedule_layers=BLOCK_CONV1, aliases=(alias,))
+    def factory(input_size: tuple = (112, 112), embedding_size: int = 512) -> IResNet:
+        return IResNet(blocks, embedding_size, input_size)
 
 
-@register_model("resnet100", InputSpec((112, 112)), input_sizes=SIZES, schedule_layers=BLOCK_CONV1)
-def resnet100(input_size: tuple = (112, 112), embedding_size: int = 512) -> IResNet:
-    return IResNet((3, 13, 30, 3), embedding_size, input_size)
+for _depth in DEPTHS:
+    _register(*_depth)

@@ -8,7 +8,7 @@ import torch
 from compression_tool.commen_utils.checkpoint import load_checkpoint, load_weights
 from compression_tool.commen_utils.errors import UserError
 
-from .registry import InputSpec, ModelEntry, create_model, get_entry
+from .registry import InputSpec, ModelEntry, canonical_name, create_model, get_entry, is_onnx_reference
 
 
 @dataclass
@@ -36,14 +36,22 @@ def parse_size(text: str | tuple | None) -> tuple | None:
 
 def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input_size=None,
                embedding_size=None, device="cpu", preprocess=None) -> LoadedModel:
-    if checkpoint and str(checkpoint).endswith(EXPORTED_SUFFIXES):
+    if checkpoint and is_onnx_reference(checkpoint) and not onnx_is_quantized(checkpoint):
+        # A float ONNX file is its own architecture and weights: converted to torch, like --model file.onnx
+        model_name, checkpoint, preprocessing_of = str(checkpoint), None, model_name
+    elif checkpoint and str(checkpoint).endswith(EXPORTED_SUFFIXES):
         return load_exported(model_name, checkpoint, input_size, embedding_size, preprocess)
+    else:
+        preprocessing_of = None
     state_dict, info = load_checkpoint(checkpoint, from_data_parallel) if checkpoint else (None, {})
     arch = info.get("arch") or model_name
     if not arch:
         raise UserError("--model is required (or a compression_tool checkpoint that names its model)")
-    if model_name and info.get("arch") and model_name != info["arch"]:
+    if is_onnx_reference(arch) and model_name and not is_onnx_reference(model_name):
+        preprocessing_of, model_name = model_name, arch  # beside an ONNX architecture, --model names its input
+    if model_name and info.get("arch") and canonical_name(model_name) != canonical_name(info["arch"]):
         raise UserError(f"--model {model_name} but {checkpoint} holds a '{info['arch']}' model")
+    arch = canonical_name(arch)  # an alias (r50) is saved under its registered name (resnet50)
     entry = get_entry(arch)
     size = tuple(parse_size(input_size) or info.get("input_size") or entry.spec.size)
     embedding = embedding_size or info.get("embedding_size") or entry.embedding_size
@@ -54,12 +62,20 @@ def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input
         model, device = load_int8(model, size, settings, state_dict, str(checkpoint)), "cpu"
     elif state_dict is not None:
         load_weights(model, state_dict, source=str(checkpoint))
-    return LoadedModel(model.to(device).eval(), arch, input_spec(entry, size, preprocess), size, embedding,
-                       info.get("keep"), entry.task, settings.get("precision", "fp32"))
+    spec = input_spec(get_entry(preprocessing_of) if preprocessing_of else entry, size, preprocess)
+    return LoadedModel(model.to(device).eval(), arch, spec, size, embedding, info.get("keep"), entry.task,
+                       settings.get("precision", "fp32"))
 
 
 def input_spec(entry: ModelEntry, size: tuple, preprocess: dict | None) -> InputSpec:
     return replace(entry.spec, size=size, **{k: v for k, v in (preprocess or {}).items() if v is not None})
+
+
+def onnx_is_quantized(path) -> bool:
+    """An INT8 ONNX (quantized activations, as `--mode quantization` writes) is scored by ONNX Runtime as it is;
+    a float one is converted to torch."""
+    from .onnx_import import onnx_summary
+    return onnx_summary(path).quantized
 
 
 def _onnx(path):

@@ -43,12 +43,14 @@ class ModelEntry:
 
 
 _REGISTRY: dict = {}
+_ALIASES: dict = {}  # another name of the same network (arcface_torch's r50 is our resnet50) -> registered name
 
 
 def register_model(name, spec: InputSpec = InputSpec(), embedding_size=512, task="verification",
-                   input_sizes=(), schedule_layers=r".*"):
+                   input_sizes=(), schedule_layers=r".*", aliases=()):
     def wrap(factory: Callable) -> Callable:
         _REGISTRY[name] = ModelEntry(name, factory, spec, embedding_size, task, tuple(input_sizes), schedule_layers)
+        _ALIASES.update({alias: name for alias in aliases})
         return factory
     return wrap
 
@@ -61,8 +63,9 @@ def _import_families():
 
 
 def list_models() -> list:
+    """Every name --model accepts, aliases included."""
     _import_families()
-    return sorted(_REGISTRY)
+    return sorted({**_REGISTRY, **_ALIASES})
 
 
 def _entry_from_file(ref: str) -> ModelEntry:
@@ -95,13 +98,33 @@ def _entry_from_file(ref: str) -> ModelEntry:
     return ModelEntry(ref, build, input_spec, getattr(module, "EMBEDDING_SIZE", 512))
 
 
-def get_entry(name: str) -> ModelEntry:
-    if name and ".py:" in name:
-        return _entry_from_file(name)
+def is_onnx_reference(name: str | None) -> bool:
+    return bool(name) and str(name).lower().endswith(".onnx")
+
+
+def _entry_from_onnx(ref: str) -> ModelEntry:
+    from .onnx_import import onnx_entry  # onnx2torch is imported only when an ONNX file is named
+    return onnx_entry(ref)
+
+
+# Models named by a file rather than registered: (does the name refer to such a file, how to read it)
+_FILE_REFERENCES = ((lambda name: ".py:" in name, _entry_from_file), (is_onnx_reference, _entry_from_onnx))
+
+
+def canonical_name(name: str) -> str:
+    """The registered name behind an alias; any other name as it is."""
     _import_families()
+    return _ALIASES.get(name, name)
+
+
+def get_entry(name: str) -> ModelEntry:
+    for refers, entry_from in _FILE_REFERENCES:
+        if name and refers(str(name)):
+            return entry_from(str(name))
+    name = canonical_name(name)
     if name not in _REGISTRY:
-        raise UserError(f"--model {name}: unknown model (known: {', '.join(sorted(_REGISTRY))}, "
-                        "or path/to/file.py:factory)")
+        raise UserError(f"--model {name}: unknown model (known: {', '.join(list_models())}, "
+                        "path/to/file.py:factory or path/to/model.onnx)")
     return _REGISTRY[name]
 
 

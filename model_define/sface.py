@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from .common import ConvBlock
+from .onnx_import import constant_tensors
 from .registry import InputSpec, register_model
 
 ONNX_RELATIVE_PATH = "models/face_recognition_sface_2021dec_int8bq.onnx"
@@ -63,31 +64,10 @@ def bundled_onnx_path() -> Path:
     return Path(spec.origin).parent / ONNX_RELATIVE_PATH
 
 
-def dequantize_blocks(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int,
-                      block_size: int) -> np.ndarray:
-    """(q - zero_point) * scale, each block's scale/zero-point repeated over `block_size` entries along
-    `axis` (the last block may be shorter). onnx's reference evaluator does not cover block sizes."""
-    n = q.shape[axis]
-    scale = np.repeat(scale, block_size, axis=axis).take(range(n), axis=axis)
-    zero_point = np.repeat(zero_point, block_size, axis=axis).take(range(n), axis=axis)
-    return (q.astype(np.float32) - zero_point.astype(np.float32)) * scale
-
-
 def onnx_weights(path) -> dict:
     """Every float tensor the graph uses, with the block-quantized weights dequantized and reshaped."""
     import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "DequantizeLinear":
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            q, scale, zp = (tensors[name] for name in node.input)
-            tensors[node.output[0]] = dequantize_blocks(q, scale, zp, attrs.get("axis", 1), attrs["block_size"])
-        elif node.op_type == "Reshape" and node.input[0] in tensors:
-            tensors[node.output[0]] = tensors[node.input[0]].reshape(tensors[node.input[1]])
-    return tensors
+    return constant_tensors(onnx.load(str(path)).graph)
 
 
 def state_dict_from_onnx(path=None) -> dict:

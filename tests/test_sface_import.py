@@ -9,7 +9,8 @@ from compression_tool.data.prepare_default import SFACE_CHECKPOINT, TEST_ROOT
 from compression_tool.dataloader import load_image
 from compression_tool.model_define import get_entry
 from compression_tool.model_define.loading import load_model
-from compression_tool.model_define.sface import bundled_onnx_path, dequantize_blocks
+from compression_tool.model_define.onnx_import import dequantize_blocks
+from compression_tool.model_define.sface import bundled_onnx_path
 
 
 def reference_session():
