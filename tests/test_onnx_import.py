@@ -118,6 +118,13 @@ def test_bad_onnx_files_refused_in_one_line(tmp_path, zoo_onnx):
     for path, cause in cases.items():
         line = one_line_error(run_in_process("--mode", "summary", "--best_model_path", path))
         assert str(path) in line and cause in line, line
+    from onnxruntime.quantization import quantize_dynamic
+    float_file = export_onnx(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(),
+                                                 torch.nn.Linear(4 * 14 * 14, 8)), (16, 16), tmp_path / "f.onnx")
+    quantize_dynamic(str(float_file), str(tmp_path / "int8.onnx"))
+    line = one_line_error(run_in_process("--mode", "summary", "--model", "mobilefacenet", "--best_model_path",
+                                         tmp_path / "int8.onnx"))
+    assert "int8.onnx: a onnx model can only be scored (--mode test)" in line, line
     with pytest.raises(UserError, match="takes 112x112 input, not 96x96"):
         load_model(checkpoint=zoo_onnx[1], input_size="96x96")
     assert load_model(checkpoint=face_graph(tmp_path, "ok.onnx"), input_size="4x4").embedding_size == 48
