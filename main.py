@@ -254,7 +254,7 @@ def run(args: argparse.Namespace):
     loaded = load_model(args.model, checkpoint, args.from_data_parallel, args.input_size, args.embedding_size,
                         args.device, preprocess)
     if args.mode != "test" and not isinstance(loaded.model, torch.nn.Module):  # an INT8 ONNX or OpenVINO file
-        raise UserError(f"{checkpoint}: a {loaded.precision} model can only be scored (--mode test); give its float "
+        raise UserError(f"{checkpoint}: this {loaded.precision} file can only be scored (--mode test); give its float "
                         f"checkpoint or ONNX file for --mode {args.mode}")
     if args.mode == "summary":
         from compression_tool.prune_module.summary import summarize

@@ -124,7 +124,7 @@ def test_bad_onnx_files_refused_in_one_line(tmp_path, zoo_onnx):
     quantize_dynamic(str(float_file), str(tmp_path / "int8.onnx"))
     line = one_line_error(run_in_process("--mode", "summary", "--model", "mobilefacenet", "--best_model_path",
                                          tmp_path / "int8.onnx"))
-    assert "int8.onnx: a onnx model can only be scored (--mode test)" in line, line
+    assert "int8.onnx: this onnx file can only be scored (--mode test)" in line, line
     with pytest.raises(UserError, match="takes 112x112 input, not 96x96"):
         load_model(checkpoint=zoo_onnx[1], input_size="96x96")
     assert load_model(checkpoint=face_graph(tmp_path, "ok.onnx"), input_size="4x4").embedding_size == 48
