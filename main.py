@@ -1,7 +1,8 @@
 """compression_tool: measure, prune, fine-tune and quantize face-recognition CNNs.
 
 One entry with --mode, as in the original. This file only parses flags and calls one library function per
-mode; every user mistake surfaces here as one line on stderr and exit code 2.
+mode; every user mistake surfaces here as one line on stderr and exit code 2, any other exception as one line
+naming a file with its traceback and exit code 1.
 """
 import argparse
 import importlib.util
@@ -15,7 +16,7 @@ import torch
 from compression_tool.commen_utils.allocator import reuse_freed_memory
 from compression_tool.commen_utils.cli_flags import (add_pair_list_flags, add_repair_flags, add_round_to_flag,
                                                     evaluation_settings)
-from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.errors import UserError, exit_code
 from compression_tool.commen_utils.results import write_result_json
 
 MODES = ("test", "summary", "sa", "prune", "quantization", "finetune", "report")
@@ -304,19 +305,13 @@ def main(argv: list | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.allocator == "reuse":
         reuse_freed_memory()
-    try:
+
+    def body():
         result = run(args)
         if result is not None:
             write_result_json(args.result_json, result)
-    except UserError as e:
-        if args.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        print(f"interrupted: {e or 'no output was written for the unfinished step'}", file=sys.stderr)
-        return 130
-    return 0
+
+    return exit_code(body, f"--mode {args.mode}", args.debug)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from compression_tool.commen_utils.atomic import staged_files
 from compression_tool.commen_utils.checkpoint import save_checkpoint
 from compression_tool.commen_utils.cpu_isa import read_cpu_isa
 from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.latency import side_by_side_ms
 from compression_tool.commen_utils.onnx_io import OnnxModel, export_onnx
 from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.timestamp import time_stamp
@@ -30,8 +31,7 @@ from compression_tool.commen_utils.torchscript_io import freeze_for_inference, s
 from compression_tool.quant_module.backends import (Int8Job, backend_named, backends_to_run, by_preference,
                                                     check_backends, default_backend)
 from compression_tool.quant_module.config import QuantizationConfig
-from compression_tool.quant_module.selection import (candidate_rows, candidate_table, fastest_accurate, measure,
-                                                     side_by_side_ms)
+from compression_tool.quant_module.selection import candidate_rows, candidate_table, fastest_accurate, measure
 
 __all__ = ["QuantizationConfig", "QuantizationResult", "check_config", "default_backend", "run_quantization"]
 

@@ -23,7 +23,8 @@ from compression_tool.commen_utils.onnx_io import OnnxModel, export_onnx
 from compression_tool.dataloader import sample_images
 from compression_tool.model_define.loading import load_model
 from compression_tool.quant_module import onnxruntime_ptq, openvino_ptq, torch_fx
-from compression_tool.quant_module.selection import keep_best, side_by_side_ms
+from compression_tool.commen_utils.latency import side_by_side_ms
+from compression_tool.quant_module.selection import keep_best
 from compression_tool.test_module.evaluate import make_evaluator
 
 

@@ -54,11 +54,11 @@ def schedule_text(ratios: dict, input_size, header_lines=()) -> str:
     by_level = defaultdict(list)
     for weight, ratio in ratios.items():
         if ratio > 0:
-            by_level[round(ratio, 2)].append(weight)
+            by_level[round(ratio, 4)].append(weight)  # widths chosen by latency need 4 decimals to be exact
     lines = [f"# {line}" for line in header_lines] + ["version: 1", "pruners:"]
     names = []
     for level in sorted(by_level):
-        name = f"filter_pruner_{int(round(level * 100))}"
+        name = f"filter_pruner_{round(level * 100, 2):g}".replace(".", "_")
         names.append(name)
         lines += [f"  {name}:", "    class: L1RankedStructureParameterPruner", "    group_type: Filters",
                   f"    desired_sparsity: {level}", "    weights:"]

@@ -6,7 +6,12 @@ Two ways to choose each layer's sparsity:
 - a budget (--target_macs_ratio / --target_params_ratio): candidate schedules (uniform, the curves'
   equal-damage shape and halfway to it, the damage-per-MAC shape), each fitted to the budget on the real
   pruned model's counts; with --best_model_path and a pair list, each is pruned, repaired and scored, and
-  the best is written.
+  the best is written;
+- a target in the runtime the model will run in (--target_latency_ratio / --target_latency_ms and/or
+  --max_accuracy_drop, --runtime): the model's latency table is measured there on this CPU (cached), the
+  curves are traded against measured latency savings along a greedy path, and the points the target depends
+  on are pruned, repaired, put in the runtime, timed and scored; the fastest that meets the target is written,
+  or, when no pruned schedule beats the unpruned model there, nothing is (exit 3).
 """
 import argparse
 import functools
@@ -25,9 +30,11 @@ from compression_tool.commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_pai
 from compression_tool.commen_utils.errors import UserError, exit_code
 from compression_tool.commen_utils.results import write_result_json
 from compression_tool.commen_utils.schedule import write_schedule
+from compression_tool.prune_module.runtimes import RuntimeName
 from compression_tool.pruning_analysis_tools.curves import Curves, read_curves, repair_text
 
 if TYPE_CHECKING:  # imported where it is used, as late as possible
+    from compression_tool.prune_module.latency_search import LatencyGoal
     from compression_tool.test_module.evaluate import EvaluationConfig
 
 
@@ -176,6 +183,55 @@ def measured_choice(config: "ScheduleConfig", candidates, size):
     return best, scores[best], tried
 
 
+def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str], size) -> tuple:
+    """(ratios, rule, measured points, result fields) for a latency target or accuracy floor. The points are
+    built from the checkpoint's weights when there is one (and scored on the pairs); a latency target alone
+    needs only the architecture."""
+    from compression_tool.dataloader import sample_images
+    from compression_tool.model_define.loading import load_model
+    from compression_tool.prune_module.latency_search import plan_for_latency
+    from compression_tool.prune_module.repair import Repair
+    from compression_tool.test_module.evaluate import evaluator_from_config
+
+    goal = config.latency
+    loaded = load_model(config.model, config.checkpoint, input_size=size, embedding_size=config.embedding_size)
+    evaluator = (evaluator_from_config(config.evaluation, loaded.spec, batch_size=16, cache_images=True,
+                                       progress=False) if config.checkpoint else None)
+    needed = max(config.bn_recalibrate, config.reconstruct)
+    images = sample_images(config.train_root, loaded.spec, max(needed, 64)) if config.checkpoint else None
+    repair = Repair(images[:needed] if needed else None, config.reconstruct, config.bn_recalibrate)
+    damage = {layer: curves.damage(layer) for layer in layers}
+    plan = plan_for_latency(
+        model=loaded.model, model_name=config.model, input_size=size, damage=damage,
+        max_fraction={layer: max(curves.accuracy[layer]) for layer in layers}, goal=goal, repair=repair,
+        evaluator=evaluator, calibration=images[:64] if images is not None else None, repeats=config.latency_repeats,
+        cache_dir=config.latency_cache, save_dir=Path(config.output).with_suffix("").as_posix() + "_points",
+        info={"arch": loaded.arch, "input_size": list(size), "embedding_size": loaded.embedding_size})
+    chosen = plan.chosen
+    print(frontier_table(plan))
+    scored = f", {chosen.accuracy:.4f} on {Path(config.evaluation.pair_list).name}" if chosen.accuracy is not None else ""
+    rule = (f"{goal.describe()}: point {chosen.index} of the greedy path, predicted {chosen.predicted_ms:.2f} ms, "
+            f"measured {chosen.measured_ms:.2f} ms ({chosen.ratio:.3f}x of the unpruned model){scored}")
+    tried = [{"schedule": f"point {m.index}", "widths": m.widths, "predicted_ms": m.predicted_ms,
+              "measured_ms": m.measured_ms, "unpruned_ms": m.unpruned_ms, "latency_ratio": m.ratio,
+              "measured": m.accuracy, "chosen": m is chosen, **m.extra} for m in plan.measured]
+    extra = {"deployment": {"runtime": str(goal.deployment.runtime), "threads": goal.deployment.threads,
+                            "batch": goal.deployment.batch},
+             "predicted_ms": chosen.predicted_ms, "measured_ms": chosen.measured_ms, "latency_ratio": chosen.ratio,
+             "unpruned_predicted_ms": plan.table.unpruned_ms, "unpruned_file": plan.unpruned_file,
+             "baseline_measured": plan.baseline, "accuracy_floor": plan.floor}
+    return plan.ratios, rule, tried, extra
+
+
+def frontier_table(plan) -> str:
+    lines = ["| point | predicted ms | measured ms | x unpruned | accuracy | |", "|---|---|---|---|---|---|"]
+    for m in plan.measured:
+        accuracy = f"{m.accuracy:.4f}" if m.accuracy is not None else "-"
+        lines.append(f"| {m.index} | {m.predicted_ms:.2f} | {m.measured_ms:.2f} | {m.ratio:.3f} | {accuracy} | "
+                     f"{'chosen' if m is plan.chosen else ''} |")
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
     """What auto_make_yaml.py is asked: which curves, which rule or budget, and (budget mode) what to measure
@@ -196,6 +252,9 @@ class ScheduleConfig:
     reconstruct: int = 0
     bn_recalibrate: int = 0
     train_root: str = DEFAULT_TRAIN_DATA
+    latency: "LatencyGoal | None" = None  # latency mode: prune_module.latency_search.LatencyGoal
+    latency_repeats: int = 15
+    latency_cache: str | None = "work_space/latency_cache"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,6 +271,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", help="regex of layers to schedule (default: the model family's choice)")
     p.add_argument("--output", default="yaml_file/auto_yaml.yaml")
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (it may hold hand edits)")
+    t = p.add_argument_group("latency mode: the fastest schedule in the runtime the model will run in")
+    t.add_argument("--runtime", default="openvino-int8", choices=[str(r) for r in RuntimeName],
+                   help="where the model will run: its latency is measured there, on this CPU")
+    t.add_argument("--threads", type=int, default=1, help="threads the runtime runs the model with")
+    t.add_argument("--latency_batch", type=int, default=1, help="batch size the runtime runs the model at")
+    t.add_argument("--target_latency_ratio", type=float, help="latency of the result / latency of the unpruned "
+                   "model, both in --runtime")
+    t.add_argument("--target_latency_ms", type=float, help="latency of the result in --runtime, in ms")
+    t.add_argument("--max_accuracy_drop", type=float, metavar="POINTS", help="accuracy on the pairs (analysis "
+                   "pairs, never the final ones) may fall at most this many points below the unpruned FP32 model's")
+    t.add_argument("--latency_repeats", type=int, default=15, help="timed runs per measurement (medians)")
+    t.add_argument("--latency_cache", default="work_space/latency_cache",
+                   help="folder of measured latency tables, keyed by CPU, runtime, threads, batch and model")
     g = p.add_argument_group("budget mode: choose among candidate schedules by measuring them")
     g.add_argument("--best_model_path", help="the model's checkpoint (enables the measurement)")
     add_pair_list_flags(g, pair_list_help="pairs to measure on: the analysis pairs, not the final test")
@@ -238,7 +310,16 @@ def make_schedule(config: ScheduleConfig) -> dict:
     for k, v in targets.items():
         if not 0 < v <= 1:
             raise UserError(f"--target_{k}_ratio {v}: must be in (0, 1]")
-    if targets:
+    if config.latency is not None:
+        if targets or config.expected_acc is not None:
+            raise UserError("a latency target or --max_accuracy_drop replaces --expected_acc and --target_*_ratio: "
+                            "give one kind of target")
+        ratios, rule, tried, extra = latency_schedule(config, curves, layers, size)
+        macs, params = measured_counts(config.model, size, ratios, config.embedding_size)
+        base_macs, base_params = measured_counts(config.model, size, {}, config.embedding_size)
+        reached = {"macs": macs / base_macs, "params": params / base_params}
+    elif targets:
+        extra = {}
         counted = {}  # the bisections keep landing on the same two-decimal schedules: build each once
 
         def counts(ratios: dict) -> dict:
@@ -262,7 +343,7 @@ def make_schedule(config: ScheduleConfig) -> dict:
             rule += ", equal-damage schedule (not measured)"
         ratios, reached = candidates[chosen]
     elif config.expected_acc is not None:
-        tried = []
+        tried, extra = [], {}
         ratios = faithful_schedule(curves, layers, config.expected_acc)
         macs, params = measured_counts(config.model, size, ratios, config.embedding_size, config.round_to)
         base_macs, base_params = measured_counts(config.model, size, {}, config.embedding_size)
@@ -278,7 +359,7 @@ def make_schedule(config: ScheduleConfig) -> dict:
     write_schedule(config.output, ratios, size, header, overwrite=config.overwrite)
     print("\n".join(header[1:]) + f"\nschedule: {config.output}")
     result = {"ratios": ratios, "macs_ratio": reached["macs"], "params_ratio": reached["params"],
-              "baseline": curves.baseline, "yaml": str(config.output), "candidates": tried}
+              "baseline": curves.baseline, "yaml": str(config.output), "candidates": tried, **extra}
     return result
 
 
@@ -286,13 +367,20 @@ def schedule_config(args) -> ScheduleConfig:
     from compression_tool.model_define.loading import parse_size
     from compression_tool.test_module.evaluate import EvaluationConfig
 
+    from compression_tool.prune_module.latency_search import LatencyGoal
+    from compression_tool.prune_module.runtimes import Deployment
+
     evaluation = EvaluationConfig(**evaluation_settings(vars(args))) if args.best_model_path else None
+    wanted = (args.target_latency_ratio, args.target_latency_ms, args.max_accuracy_drop)
+    latency = (LatencyGoal(Deployment(args.runtime, args.threads, args.latency_batch), *wanted)
+               if any(v is not None for v in wanted) else None)
     return ScheduleConfig(csv=args.csv, model=args.model, output=args.output, input_size=parse_size(args.input_size),
                           embedding_size=args.embedding_size, expected_acc=args.expected_acc,
                           target_macs_ratio=args.target_macs_ratio, target_params_ratio=args.target_params_ratio,
                           round_to=args.round_to, layers=args.layers, overwrite=args.overwrite,
                           checkpoint=args.best_model_path, evaluation=evaluation, reconstruct=args.reconstruct,
-                          bn_recalibrate=args.bn_recalibrate, train_root=args.train_data_path)
+                          bn_recalibrate=args.bn_recalibrate, train_root=args.train_data_path, latency=latency,
+                          latency_repeats=args.latency_repeats, latency_cache=args.latency_cache)
 
 
 def main(argv: list | None = None) -> int:

@@ -24,7 +24,7 @@ import torch
 
 from compression_tool.commen_utils.atomic import write_text
 from compression_tool.commen_utils.allocator import reuse_freed_memory
-from compression_tool.commen_utils.cli_flags import add_pair_list_flags, evaluation_settings
+from compression_tool.commen_utils.cli_flags import DEFAULT_TRAIN_DATA, add_pair_list_flags, evaluation_settings
 from compression_tool.commen_utils.errors import UserError, exit_code
 from compression_tool.commen_utils.model_stats import count_macs, count_params
 from compression_tool.commen_utils.results import write_result_json
@@ -85,11 +85,14 @@ class ReportConfig:
     budgets: tuple = ()  # auto_make_yaml --result_json files
     notes: tuple = ()
     output_dir: str | None = None  # default work_space/report/<time>
+    train_root: str = DEFAULT_TRAIN_DATA  # calibration images of the "original INT8" row
 
 
 def measure(config: ReportConfig) -> dict:
     """Score every variant on one pair list: the report's data, as plain JSON-able values."""
     import json
+
+    from compression_tool.pruning_analysis_tools.frontier import measure_frontier
 
     from compression_tool.commen_utils.latency import median_latency_ms
     from compression_tool.model_define.loading import load_model
@@ -101,8 +104,10 @@ def measure(config: ReportConfig) -> dict:
     if config.evaluation.data_source == "classification":
         raise UserError("--data_source classification: the report compares verification models (lfw, company)")
     rows, evaluator = [], None
-    for label, path in config.variants:
-        loaded = load_model(checkpoint=path)
+    budgets = [json.loads(Path(path).read_text()) for path in config.budgets]
+    variants = with_original_int8([(label, path, load_model(checkpoint=path)) for label, path in config.variants],
+                                  budgets, config.train_root)
+    for label, path, loaded in variants:
         if evaluator is None:  # images decoded once for every variant
             evaluator = evaluator_from_config(config.evaluation, loaded.spec, target_fprs=TARGET_FPRS, batch_size=16,
                                               cache_images=True, progress=False)
@@ -121,10 +126,47 @@ def measure(config: ReportConfig) -> dict:
                      "latency_ms_bs1": latency, "widths": keep_widths(layout), "auc": auc,
                      "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
                      **{k: v for k, v in result.items() if k != "auc"}})
-    candidates = [c for path in config.budgets for c in json.loads(Path(path).read_text()).get("candidates", [])]
+    candidates = [c for data in budgets for c in data.get("candidates", []) if "macs_ratio" in c]
+    frontiers = [measure_frontier(data, [(label, loaded) for label, _, loaded in variants if label != ORIGINAL_INT8],
+                                  lambda model: evaluator(model)["headline"], variants[0][2].input_size)
+                 for data in budgets if "deployment" in data]
     return {"pairs": str(config.evaluation.pair_list), "root": str(config.evaluation.test_root),
             "data_source": config.evaluation.data_source, "made": time_stamp(), "variants": rows,
-            "candidates": candidates, "csv": config.csv, "notes": list(config.notes)}
+            "candidates": candidates, "frontiers": frontiers, "csv": config.csv, "notes": list(config.notes)}
+
+
+ORIGINAL_INT8 = "original INT8"
+
+
+def with_original_int8(variants: list, budgets: list, train_root) -> list:
+    """The variants with an "original INT8" row after the first (the unpruned model): the unpruned model a
+    latency search quantized for its runtime when there is one, else the first variant quantized here
+    (OpenVINO + NNCF's defaults on 64 images of `train_root`), so that every pruned row can be compared with
+    what INT8 alone gives. Left out (with a note) where neither is possible."""
+    from dataclasses import replace
+
+    from compression_tool.model_define.loading import load_model
+
+    if any(label == ORIGINAL_INT8 for label, _, _ in variants):
+        return variants
+    label0, path0, first = variants[0]
+    searched = [b["unpruned_file"] for b in budgets if "int8" in b.get("deployment", {}).get("runtime", "")
+                and b.get("unpruned_file")]
+    if searched:
+        return [variants[0], (ORIGINAL_INT8, searched[0], load_model(checkpoint=searched[0])), *variants[1:]]
+    if not isinstance(first.model, torch.nn.Module) or first.precision != "fp32":
+        return variants
+    from compression_tool.commen_utils import openvino_io
+    from compression_tool.dataloader import sample_images
+    from compression_tool.prune_module.runtimes import Deployment, prepare
+
+    if not openvino_io.available() or not Path(train_root).is_dir():
+        print(f"note: no {ORIGINAL_INT8} row (needs OpenVINO + NNCF and calibration images in {train_root})")
+        return variants
+    runner = prepare(first.model, first.input_size, Deployment("openvino-int8"),
+                     sample_images(train_root, first.spec, 64))
+    int8 = replace(first, model=runner.evaluable(), precision="openvino int8")
+    return [variants[0], (ORIGINAL_INT8, f"{path0} (OpenVINO INT8, quantized by the report)", int8), *variants[1:]]
 
 
 def table(rows: list[dict]) -> str:
@@ -143,6 +185,7 @@ def render(data: dict, out: Path):
     import numpy as np
 
     from compression_tool.pruning_analysis_tools.curves import read_curves
+    from compression_tool.pruning_analysis_tools.frontier import frontier_table, plot_frontier
     from compression_tool.pruning_analysis_tools.plot_csv import plot_curves
     from compression_tool.test_module.plots import plot_roc
 
@@ -158,6 +201,14 @@ def render(data: dict, out: Path):
            "Checkpoints: " + ", ".join(f"{r['variant']}: `{r['checkpoint']}`" for r in rows), "", text, "",
            "![ROC curves](roc.png)", "", "![accuracy against MACs](accuracy_vs_macs.png)", "",
            "![per-layer widths](widths.png)"]
+    for i, frontier in enumerate(data.get("frontiers", [])):
+        name = f"frontier_{i}.png" if i else "frontier.png"
+        plot_frontier(frontier, metric, out / name)
+        d = frontier["deployment"]
+        doc += ["", f"## Accuracy against latency in {d['runtime']} ({d['threads']} thread(s), batch {d['batch']})",
+                "", "Every variant and every schedule the latency search measured, scored on these pairs and timed "
+                "side by side in the runtime (float models in its float twin).", "", frontier_table(frontier), "",
+                f"![accuracy against latency]({name})"]
     if data["csv"]:
         pngs = plot_curves(read_curves(data["csv"]), out / "sensitivity")
         doc += ["", f"## Sensitivity curves (`{data['csv']}`)", ""]
@@ -200,6 +251,8 @@ def main(argv: list | None = None) -> int:
     p.add_argument("--budgets", nargs="*", help="auto_make_yaml --result_json files: their measured candidates")
     p.add_argument("--notes", nargs="*", help="settings lines to list in the report")
     p.add_argument("--output_dir", help="default work_space/report/<time>")
+    p.add_argument("--train_data_path", default=DEFAULT_TRAIN_DATA,
+                   help="calibration images of the original INT8 row (never the test pairs)")
     args = p.parse_args(argv)
     reuse_freed_memory()  # as main.py does by default: this CLI runs models too
     return exit_code(lambda: build_report(report_config(args)))
@@ -209,7 +262,8 @@ def report_config(args) -> ReportConfig:
     from compression_tool.test_module.evaluate import EvaluationConfig
     return ReportConfig(variants=tuple(tuple(v.partition("=")[::2]) for v in args.variant),
                         evaluation=EvaluationConfig(**evaluation_settings(vars(args))), csv=args.csv,
-                        budgets=tuple(args.budgets or ()), notes=tuple(args.notes or ()), output_dir=args.output_dir)
+                        budgets=tuple(args.budgets or ()), notes=tuple(args.notes or ()), output_dir=args.output_dir,
+                        train_root=args.train_data_path)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ replaces it only if it is more accurate and not slower. Across backends (`--quan
 `fastest_accurate`: the fastest whose mean cosine reaches the floor.
 """
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from compression_tool.commen_utils.latency import side_by_side_ms
 
 # Two timings of the same model differ by a few percent on a busy machine: within this, "not slower".
 LATENCY_TOLERANCE = 0.05
@@ -41,23 +42,6 @@ def embedding_cosines(reference: torch.Tensor, model: Callable, images: torch.Te
                       batch_size: int = 32) -> torch.Tensor:
     out = torch.cat([model(images[i:i + batch_size]).float() for i in range(0, len(images), batch_size)])
     return F.cosine_similarity(reference, out, dim=1)
-
-
-@torch.no_grad()
-def side_by_side_ms(models: list, input_size, batch: int, repeats: int) -> list:
-    """Median latency of each model, timed in interleaved rounds so that a slow spell of the machine hits
-    every model alike."""
-    x = torch.rand(batch, 3, *input_size) * 255
-    for model in models:  # warm-up: first calls allocate and pick kernels
-        model(x)
-        model(x)
-    times = [[] for _ in models]
-    for _ in range(repeats):
-        for i, model in enumerate(models):
-            start = time.perf_counter()
-            model(x)
-            times[i].append(time.perf_counter() - start)
-    return [1000 * sorted(t)[len(t) // 2] for t in times]
 
 
 def measure(candidates: list, reference_model: Callable, images: torch.Tensor, input_size,

@@ -1,0 +1,242 @@
+"""The fastest schedule in the deployment runtime that meets a user's target: a latency (of the unpruned model, or
+in ms), an accuracy floor, or both.
+
+The greedy path (allocation.py) is walked on the latency table's predictions; the points the choice depends on
+are then built for real — pruned, repaired, put in the runtime (quantized there for an INT8 runtime) — timed
+side by side with the unpruned model in that runtime, and scored on the analysis pairs. Every measured point is
+returned, so that a report can draw the frontier.
+"""
+from dataclasses import dataclass, field
+from typing import Callable
+
+from compression_tool.commen_utils.errors import UserError
+
+from .allocation import PathPoint
+from .latency_table import LatencyTable
+from .runtimes import Deployment
+
+PROBE_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)  # where along the path the accuracy floor is first probed
+REFINEMENTS = 2        # bisection steps between the last point within the floor and the first below it
+LATENCY_RETRIES = 3    # further points tried when a latency target's point measures slower than the target
+
+
+class NoFasterSchedule(UserError):
+    """No pruned schedule is faster than the unpruned model in the runtime at the accuracy floor: the advice is
+    the unpruned model, and nothing is written."""
+    exit_status = 3
+
+
+@dataclass(frozen=True)
+class LatencyGoal:
+    deployment: Deployment = Deployment()
+    target_ratio: float | None = None  # of the unpruned model's latency in that runtime
+    target_ms: float | None = None
+    max_accuracy_drop: float | None = None  # points (hundredths of accuracy) below the unpruned FP32 model
+
+    def __post_init__(self):
+        if self.target_ratio is not None and not 0 < self.target_ratio <= 1:
+            raise UserError(f"--target_latency_ratio {self.target_ratio}: must be in (0, 1]")
+        if self.target_ms is not None and self.target_ms <= 0:
+            raise UserError(f"--target_latency_ms {self.target_ms}: must be positive")
+        if self.target_ratio is not None and self.target_ms is not None:
+            raise UserError("give --target_latency_ratio or --target_latency_ms, not both")
+        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
+            raise UserError(f"--max_accuracy_drop {self.max_accuracy_drop}: must be >= 0 (points)")
+
+    @property
+    def has_latency(self) -> bool:
+        return self.target_ratio is not None or self.target_ms is not None
+
+    def describe(self) -> str:
+        parts = [f"latency <= {self.target_ratio:g}x of the unpruned model" if self.target_ratio is not None else "",
+                 f"latency <= {self.target_ms:g} ms" if self.target_ms is not None else "",
+                 f"accuracy drop <= {self.max_accuracy_drop:g} points" if self.max_accuracy_drop is not None else ""]
+        return f"{', '.join(p for p in parts if p)} in {self.deployment.describe()}"
+
+
+@dataclass
+class Measured:
+    """One point of the path, built and measured."""
+    index: int                # position on the path
+    widths: dict
+    predicted_ms: float
+    measured_ms: float
+    unpruned_ms: float        # the unpruned model, timed in the same rounds
+    accuracy: float | None = None
+    extra: dict = field(default_factory=dict)  # what the measurer adds (its saved file, ...)
+
+    @property
+    def ratio(self) -> float:
+        return self.measured_ms / self.unpruned_ms
+
+
+def first_at(path: list[PathPoint], ms: float, start: int = 0) -> int:
+    """The first point from `start` on predicted at or under `ms` (the last point if none is)."""
+    return next((i for i in range(start, len(path)) if path[i].predicted_ms <= ms), len(path) - 1)
+
+
+def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Measured],
+           floor: float | None) -> tuple[Measured, list[Measured]]:
+    """(chosen, every point measured). `measure(i)` builds and measures path point i; `floor` is the accuracy
+    to stay at or above (None: no floor). Raises NoFasterSchedule or UserError when the goal cannot be met."""
+    measured: dict[int, Measured] = {}
+
+    def at(i: int) -> Measured:
+        if i not in measured:
+            measured[i] = measure(i)
+        return measured[i]
+
+    unpruned_predicted = path[0].predicted_ms
+    if goal.has_latency:
+        chosen = _meet_latency(path, goal, at, unpruned_predicted)
+        if floor is not None and chosen.accuracy < floor:
+            raise NoFasterSchedule(f"the fastest schedule at {goal.describe()} loses accuracy below the floor "
+                                   f"({chosen.accuracy:.4f} < {floor:.4f}): relax the latency target or the drop")
+        return chosen, sorted(measured.values(), key=lambda m: m.index)
+    passing, failing = _probe_floor(path, at, floor, unpruned_predicted)
+    within = [m for m in measured.values() if m.accuracy >= floor]
+    all_measured = sorted(measured.values(), key=lambda m: m.index)
+    best = min(within, key=lambda m: m.measured_ms, default=None)
+    if best is None or best.measured_ms >= best.unpruned_ms:
+        fastest = f"; the fastest within it measured {best.ratio:.2f}x" if best else ""
+        raise NoFasterSchedule(f"no pruned schedule is faster than the unpruned model at {goal.describe()}"
+                               f"{fastest}: deploy the unpruned model ({len(all_measured)} schedules measured)")
+    return best, all_measured
+
+
+def _meet_latency(path, goal, at, unpruned_predicted) -> Measured:
+    def target_of(m: Measured) -> float:  # the measured value the target is about, and the target
+        return (m.ratio, goal.target_ratio) if goal.target_ratio is not None else (m.measured_ms, goal.target_ms)
+
+    aim = goal.target_ratio * unpruned_predicted if goal.target_ratio is not None else goal.target_ms
+    i = first_at(path, aim)
+    for _ in range(LATENCY_RETRIES + 1):
+        m = at(i)
+        value, target = target_of(m)
+        if value <= target:
+            return m
+        if i == len(path) - 1:
+            break
+        # the point measured slower than predicted: aim lower by the same factor
+        aim = path[i].predicted_ms * target / value
+        i = max(i + 1, first_at(path, aim))
+    raise UserError(f"cannot reach {goal.describe()} within the levels the curves were measured at (the fastest "
+                    f"point tried measured {m.ratio:.2f}x, {m.measured_ms:.2f} ms)")
+
+
+def _probe_floor(path, at, floor, unpruned_predicted) -> tuple[int, int | None]:
+    """The last probed point within the floor and the first below it, bisected between them."""
+    probes = sorted({first_at(path, r * unpruned_predicted) for r in PROBE_RATIOS} - {0})
+    passing, failing = 0, None
+    for i in probes:
+        if at(i).accuracy >= floor:
+            passing = i
+        else:
+            failing = i
+            break
+    for _ in range(REFINEMENTS):
+        if failing is None or failing - passing <= 1:
+            break
+        mid = (passing + failing) // 2
+        if at(mid).accuracy >= floor:
+            passing = mid
+        else:
+            failing = mid
+    return passing, failing
+
+
+class PathMeasurer:
+    """Builds points of the path for real: the model's own weights pruned to the point's widths, repaired, put in
+    the runtime (quantized on `calibration` for an INT8 runtime), timed in interleaved rounds beside the
+    unpruned model in the same runtime, and scored by `evaluator` when there is one. With `save_dir`, each
+    point's runtime model is saved there (and the unpruned one), for the report's frontier."""
+
+    def __init__(self, *, model, input_size, path: list[PathPoint], full: dict, deployment: Deployment, repair,
+                 evaluator=None, calibration=None, repeats: int = 15, save_dir=None, info: dict | None = None):
+        from pathlib import Path
+
+        from .runtimes import prepare
+
+        self.model, self.input_size, self.path, self.full = model, tuple(input_size), path, full
+        self.deployment, self.repair, self.evaluator, self.calibration = deployment, repair, evaluator, calibration
+        self.repeats, self.info = repeats, info or {}
+        self.save_dir = Path(save_dir) if save_dir else None
+        self.unpruned = prepare(model, input_size, deployment, calibration)
+        self.unpruned_file = self._save(self.unpruned, "unpruned", model)
+
+    def _save(self, runner, name: str, model) -> str | None:
+        if self.save_dir is None:
+            return None
+        from compression_tool.model_define.keep import record_keep
+
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        return str(runner.save(self.save_dir / name, {**self.info, "keep": record_keep(model)}))
+
+    def __call__(self, i: int) -> Measured:
+        import copy
+
+        from compression_tool.commen_utils.latency import side_by_side_ms
+
+        from .allocation import ratios_for
+        from .runtimes import prepare
+        from .thinning import prune_and_repair
+
+        point = self.path[i]
+        pruned = copy.deepcopy(self.model)
+        prune_and_repair(pruned, self.input_size, ratios_for(point.widths, self.full), repair=self.repair)
+        runner = prepare(pruned, self.input_size, self.deployment, self.calibration)
+        unpruned_ms, ms = side_by_side_ms([self.unpruned, runner], self.input_size, self.deployment.batch,
+                                          self.repeats)
+        accuracy = self.evaluator(runner.evaluable())["headline"] if self.evaluator else None
+        file = self._save(runner, f"point_{i:03d}", pruned)
+        m = Measured(i, dict(point.widths), point.predicted_ms, ms, unpruned_ms, accuracy,
+                     {"file": file} if file else {})
+        score = f", accuracy {accuracy:.4f}" if accuracy is not None else ""
+        print(f"point {i}: predicted {point.predicted_ms:.2f} ms, measured {ms:.2f} ms ({m.ratio:.3f}x of the "
+              f"unpruned model's {unpruned_ms:.2f} ms){score}", flush=True)
+        return m
+
+
+@dataclass
+class LatencyPlan:
+    ratios: dict              # the schedule: {leader weight: fraction to remove}
+    chosen: Measured
+    measured: list            # every point measured, the chosen one among them
+    table: LatencyTable
+    baseline: float | None    # the unpruned FP32 model's accuracy on the analysis pairs
+    floor: float | None
+    unpruned_file: str | None  # the unpruned model in the runtime, saved beside the points
+
+
+def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fraction: dict, goal: LatencyGoal,
+                     repair, evaluator=None, calibration=None, repeats: int = 15, cache_dir=None, save_dir=None,
+                     info: dict | None = None, progress: bool = True) -> LatencyPlan:
+    """The schedule for `goal`: damage ({leader weight: {fraction: damage}}) and max_fraction come from the
+    sensitivity curves; the model's latency table is measured in the goal's runtime (or read from the cache);
+    the greedy path is walked and the points the goal depends on are measured."""
+    from .allocation import greedy_path, ratios_for
+    from .graph import ChannelGraph
+    from .latency_table import measure_latency_table, width_grid
+
+    graph = ChannelGraph(model, input_size)
+    unknown = [p for p in damage if p not in graph.by_param]
+    if unknown:
+        raise UserError(f"{unknown[0]}: not a prunable layer of {model_name} (see --mode summary)")
+    grid = {p: width_grid(graph.by_param[p], max_fraction[p]) for p in damage}
+    table = measure_latency_table(model, input_size, graph, goal.deployment, grid, model_name, repeats, cache_dir,
+                                  progress)
+    path = greedy_path(table, damage, max_fraction)
+    baseline = evaluator(model)["headline"] if evaluator is not None else None
+    if goal.max_accuracy_drop is not None and baseline is None:
+        raise UserError("--max_accuracy_drop needs the model and pairs to measure on (--best_model_path, "
+                        "--img_list_label_path)")
+    floor = baseline - goal.max_accuracy_drop / 100 if goal.max_accuracy_drop is not None else None
+    full = {p: table.groups[p].full for p in damage}
+    measurer = PathMeasurer(model=model, input_size=input_size, path=path, full=full, deployment=goal.deployment,
+                            repair=repair, evaluator=evaluator, calibration=calibration, repeats=repeats,
+                            save_dir=save_dir, info=info)
+    print(f"latency path: {len(path)} schedules from {path[0].predicted_ms:.2f} ms (unpruned, predicted) to "
+          f"{path[-1].predicted_ms:.2f} ms; measuring the ones {goal.describe()} depends on", flush=True)
+    chosen, measured = choose(path, goal, measurer, floor)
+    return LatencyPlan(ratios_for(chosen.widths, full), chosen, measured, table, baseline, floor,
+                       measurer.unpruned_file)

@@ -1,0 +1,199 @@
+"""Latency targets: the latency table (measured through a stubbed runtime whose cost is known), the width rule,
+the greedy allocation, the choice along the path, the schedule's exact widths, and the report's frontier."""
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from compression_tool.commen_utils.errors import UserError, exit_code
+from compression_tool.commen_utils.schedule import read_schedule, write_schedule
+from compression_tool.prune_module import runtimes
+from compression_tool.prune_module.allocation import PathPoint, greedy_path, ratios_for
+from compression_tool.prune_module.graph import ChannelGraph, channels_to_remove
+from compression_tool.prune_module.latency_search import LatencyGoal, Measured, NoFasterSchedule, choose
+from compression_tool.prune_module.latency_table import (GroupLatency, LatencyTable, disjoint_sets,
+                                                        measure_latency_table, thinned_copy, width_grid)
+from compression_tool.prune_module.runtimes import Deployment, LayerTimes, Runner, RuntimeName, fold_into_layers
+from compression_tool.pruning_analysis_tools.frontier import pareto, plot_frontier
+from helpers import randomize
+
+SIZE = (16, 16)
+
+
+class Chain(nn.Module):
+    """conv-BN-PReLU, depthwise, pointwise, ... flatten, linear: the shape of SFace, tiny."""
+
+    def __init__(self, widths=(16, 32, 48)):
+        super().__init__()
+        layers, cin = [], 3
+        for i, w in enumerate(widths):
+            layers += [nn.Conv2d(cin, w, 1 if i else 3, padding=0 if i else 1, bias=False), nn.BatchNorm2d(w),
+                       nn.PReLU(w), nn.Conv2d(w, w, 3, padding=1, groups=w, bias=False), nn.BatchNorm2d(w)]
+            cin = w
+        self.body = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin * SIZE[0] * SIZE[1], 8)
+
+    def forward(self, x):
+        return self.fc(self.body(x).flatten(1))
+
+
+def stub_cost(module: nn.Module) -> float:
+    """A made-up kernel: cost in * out, three times slower when the output width is not a multiple of 16."""
+    if isinstance(module, nn.Linear):
+        return module.in_features * module.out_features / 1e4
+    cost = module.in_channels // module.groups * module.out_channels / 100
+    return cost * (1 if module.out_channels % 16 == 0 else 3)
+
+
+class StubRunner(Runner):
+    def __init__(self, model, input_size, deployment, calibration=None):
+        self.source = model
+
+    def __call__(self, x):
+        return self.source(x)
+
+    def layer_times(self, x):
+        steps = [(isinstance(m, runtimes.WEIGHTED), stub_cost(m) if isinstance(m, runtimes.WEIGHTED) else 0.0)
+                 for m in self.source.modules() if not list(m.children())]
+        return fold_into_layers(steps, runtimes.layer_count(self.source), "stub")
+
+
+@pytest.fixture
+def stub_runtime(monkeypatch):
+    monkeypatch.setitem(runtimes.RUNTIMES, RuntimeName.TORCH_FP32, StubRunner)
+    return Deployment("torch-fp32")
+
+
+def stub_total(model) -> float:
+    return sum(stub_cost(m) for m in model.modules() if isinstance(m, runtimes.WEIGHTED))
+
+
+def measured_table(deployment, tmp_path, model=None):
+    model = model or randomize(Chain())
+    graph = ChannelGraph(model, SIZE)
+    grid = {g.param: width_grid(g, 0.9) for g in graph.groups}
+    return model, graph, measure_latency_table(model, SIZE, graph, deployment, grid, "chain", repeats=1,
+                                               cache_dir=tmp_path, progress=False)
+
+
+def test_table_predicts_thinned_models_exactly_and_is_cached(stub_runtime, tmp_path):
+    model, graph, table = measured_table(stub_runtime, tmp_path)
+    assert table.unpruned_ms == pytest.approx(stub_total(model))
+    # two chained groups share the pointwise conv between them: they were measured in different copies
+    touched = {p: g.layers for p, g in table.groups.items()}
+    assert all(not set(touched[a]) & set(touched[b]) for s in disjoint_sets(touched) for a in s for b in s if a != b)
+    widths = {g.param: grid_w[-1] for g, grid_w in zip(graph.groups, [width_grid(g, 0.9) for g in graph.groups])}
+    widths[graph.groups[0].param] = 8  # an odd step of the first group beside a narrow second one
+    thinned = thinned_copy(model, SIZE, graph, widths)
+    assert table.predict(widths) == pytest.approx(stub_total(thinned))
+    # the cache: a second measurement reads the file, even with the runtime gone
+    assert len(list(tmp_path.glob("chain_torch-fp32_*.json"))) == 1
+    runtimes.RUNTIMES[RuntimeName.TORCH_FP32] = None
+    _, _, again = measured_table(stub_runtime, tmp_path, model)
+    assert again.predict(widths) == pytest.approx(table.predict(widths))
+
+
+def test_allowed_widths_skip_a_width_slower_than_a_wider_one(stub_runtime, tmp_path):
+    _, graph, table = measured_table(stub_runtime, tmp_path)
+    third = graph.groups[2].param  # 48 wide: 40, 24 and 8 leave the stub's fast kernels
+    allowed = table.allowed_widths(third)
+    assert allowed[0] == 48 and 32 in allowed and 16 in allowed
+    assert not {40, 24, 8} & set(allowed)
+    for a, b in zip(allowed, allowed[1:]):
+        assert table.predict({third: b}) < table.predict({third: a})
+
+
+def synthetic_table() -> LatencyTable:
+    """Two independent groups: A saves 1 ms per step, B 2 ms; B's damage is twice A's per step."""
+    groups = {"a.weight": GroupLatency(4, [0], {3: [0.75], 2: [0.5], 1: [0.25]}),
+              "b.weight": GroupLatency(4, [1], {3: [0.75], 2: [0.5], 1: [0.25]})}
+    return LatencyTable({}, ["a", "b"], [4.0, 8.0], 0.0, groups)
+
+
+def test_greedy_path_takes_the_cheapest_damage_per_ms_first():
+    table = synthetic_table()
+    damage = {"a.weight": {0.0: 0.0, 0.25: 0.01, 0.5: 0.02, 0.75: 0.03},
+              "b.weight": {0.0: 0.0, 0.25: 0.04, 0.5: 0.08, 0.75: 0.12}}
+    path = greedy_path(table, damage, {"a.weight": 0.75, "b.weight": 0.5})
+    # A: 0.01 per ms, B: 0.02 per ms: A goes all the way first, then B, which stops at its measured 0.5
+    assert [p.widths for p in path] == [{"a.weight": 4, "b.weight": 4}, {"a.weight": 3, "b.weight": 4},
+                                        {"a.weight": 2, "b.weight": 4}, {"a.weight": 1, "b.weight": 4},
+                                        {"a.weight": 1, "b.weight": 3}, {"a.weight": 1, "b.weight": 2}]
+    assert [p.predicted_ms for p in path] == [12, 11, 10, 9, 7, 5]
+
+
+def test_ratios_give_back_the_exact_widths():
+    full = {"a.weight": 1000, "b.weight": 3, "c.weight": 512}
+    ratios = ratios_for({"a.weight": 667, "b.weight": 2, "c.weight": 512}, full)
+    assert "c.weight" not in ratios
+    for param, width in (("a.weight", 667), ("b.weight", 2)):
+        assert full[param] - len(channels_to_remove(torch.arange(full[param]).float(), ratios[param])) == width
+
+
+def test_schedule_yaml_keeps_four_decimals(tmp_path):
+    write_schedule(tmp_path / "s.yaml", {"a.weight": 0.3337, "b.weight": 0.3}, (112, 112))
+    assert read_schedule(tmp_path / "s.yaml") == {"a.weight": 0.3337, "b.weight": 0.3}
+
+
+def path_of(n: int) -> list:
+    return [PathPoint({"g": 10 - i}, 10.0 - i) for i in range(n)]  # unpruned 10 ms, 1 ms per step
+
+
+def fake_measure(slowdown: float = 1.0, accuracy=lambda i: 0.98 - 0.01 * i, unpruned: float = 10.0):
+    calls = []
+
+    def measure(i):
+        calls.append(i)
+        return Measured(i, {"g": 10 - i}, 10.0 - i, (10.0 - i) * slowdown, unpruned, accuracy(i))
+    return measure, calls
+
+
+def test_choose_a_latency_ratio_moves_on_when_a_point_measures_slower():
+    measure, calls = fake_measure(slowdown=1.15)
+    chosen, measured = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None)
+    assert chosen.ratio <= 0.7 and calls[0] == 3 and chosen.index > 3
+    assert [m.index for m in measured] == sorted(calls)
+
+
+def test_choose_under_a_floor_is_the_fastest_measured_within_it():
+    measure, calls = fake_measure()
+    chosen, measured = choose(path_of(10), LatencyGoal(max_accuracy_drop=3.5), measure, 0.98 - 0.035)
+    assert chosen.index == 3  # 0.95 >= 0.945 > 0.94
+    assert all(m.accuracy < 0.945 or m.measured_ms >= chosen.measured_ms for m in measured)
+
+
+def test_no_pruned_schedule_faster_than_the_unpruned_model_writes_nothing(tmp_path):
+    measure, _ = fake_measure(slowdown=1.6)  # every pruned point is slower than the unpruned model
+    output = tmp_path / "s.yaml"
+
+    def run():
+        choose(path_of(6), LatencyGoal(max_accuracy_drop=1.0), measure, 0.97)
+        write_schedule(output, {"g": 0.5}, (112, 112))
+    with pytest.raises(NoFasterSchedule, match="deploy the unpruned model"):
+        run()
+    assert exit_code(run) == 3 and not output.exists()
+
+
+def test_goal_checks_itself():
+    with pytest.raises(UserError, match="--target_latency_ratio 1.5"):
+        LatencyGoal(target_ratio=1.5)
+    with pytest.raises(UserError, match="not both"):
+        LatencyGoal(target_ratio=0.5, target_ms=3)
+    with pytest.raises(ValueError):
+        Deployment("tensorrt")
+
+
+def test_frontier_marks_pareto_points_and_plots(tmp_path):
+    points = [{"label": "unpruned", "kind": "variant", "latency_ms": 4.0, "accuracy": 0.98},
+              {"label": "point 1", "kind": "point", "latency_ms": 4.5, "accuracy": 0.97},
+              {"label": "point 2", "kind": "chosen", "latency_ms": 3.0, "accuracy": 0.975},
+              {"label": "point 3", "kind": "point", "latency_ms": 2.0, "accuracy": 0.95}]
+    flags = pareto(points)
+    assert flags == [True, False, True, True]
+    for p, flag in zip(points, flags):
+        p["pareto"], p["runtime"] = flag, "openvino-int8"
+    png = plot_frontier({"deployment": {"runtime": "openvino-int8", "threads": 1, "batch": 1}, "points": points},
+                        "10-fold accuracy", tmp_path / "frontier.png")
+    assert png.stat().st_size > 1000
+    json.dumps(points)
