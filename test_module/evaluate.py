@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from compression_tool.commen_utils.errors import UserError
-from compression_tool.dataloader import ImageDataset, load_image, make_loader, read_class_list, read_pair_list
+from compression_tool.dataloader import (IMAGE_FILES, ImageDataset, is_verification_bin, make_loader, read_class_list,
+                                         read_pairs, to_input)
 from compression_tool.model_define.registry import InputSpec
 
 from . import metrics
@@ -21,24 +22,26 @@ def hidden(progress: bool) -> bool | None:
     return None if progress else True
 
 
-HEADLINE = {"lfw": "accuracy", "company": "tpr_at_fpr", "classification": "tpr_at_fpr"}
+HEADLINE = {"lfw": "accuracy", "insightface": "accuracy", "company": "tpr_at_fpr", "classification": "tpr_at_fpr"}
 
 
 class Evaluator:
     """Scores a model on a fixed list; `__call__(model)` returns the metrics dict with a 'headline' value."""
 
     def __init__(self, paths, spec, data_source="lfw", target_fprs=(1e-6,), batch_size=64, device="cpu",
-                 workers=0, flip=False, cache_images=False, progress=True):
-        self.paths, self.spec, self.data_source = list(paths), spec, data_source
+                 workers=0, flip=False, cache_images=False, progress=True, images=IMAGE_FILES):
+        self.paths, self.spec, self.data_source, self.source = list(paths), spec, data_source, images
         self.target_fprs = tuple(target_fprs)
-        self.batch_size, self.device, self.workers, self.flip = batch_size, device, workers, flip
+        # arcface_torch's protocol always embeds the flipped image too
+        self.batch_size, self.device, self.workers = batch_size, device, workers
+        self.flip = flip or data_source == "insightface"
         self.cache_images, self.progress = cache_images, progress
         self._images = None
 
     def images(self, flip: bool = False) -> torch.Tensor:
         """All images as one tensor (kept when cache_images: sensitivity analysis re-embeds them often)."""
         if self._images is None or flip:
-            loader = make_loader(ImageDataset(self.paths, self.spec, flip), self.batch_size, self.workers)
+            loader = make_loader(ImageDataset(self.paths, self.spec, flip, self.source), self.batch_size, self.workers)
             batches = [x for x, _ in tqdm(loader, desc="decoding images", disable=hidden(self.progress), leave=False)]
             images = torch.cat(batches)
             if flip or not self.cache_images:
@@ -54,7 +57,7 @@ class Evaluator:
         if hasattr(model, "eval"):
             model.eval()
         if inputs is None and not self.cache_images:
-            loader = make_loader(ImageDataset(self.paths, self.spec, flip), self.batch_size, self.workers)
+            loader = make_loader(ImageDataset(self.paths, self.spec, flip, self.source), self.batch_size, self.workers)
         else:
             inputs = self.images(flip) if inputs is None else inputs
             loader = ((inputs[i:i + self.batch_size], None) for i in range(0, len(inputs), self.batch_size))
@@ -66,6 +69,8 @@ class Evaluator:
     def embeddings(self, model: Callable, inputs: torch.Tensor | None = None,
                    flipped_inputs: torch.Tensor | None = None) -> torch.Tensor:
         out = self.forward(model, inputs)
+        if self.data_source == "insightface":  # arcface_torch adds the raw embeddings, then normalises
+            return F.normalize(out + self.forward(model, flipped_inputs, flip=True), dim=1)
         if self.flip:
             out = F.normalize(out, dim=1) + F.normalize(self.forward(model, flipped_inputs, flip=True), dim=1)
         return F.normalize(out, dim=1)
@@ -96,6 +101,8 @@ class PairEvaluator(Evaluator):
     def score(self, embeddings: torch.Tensor) -> dict:
         scores = self.pair_scores(embeddings)
         result = metrics.verification_metrics(scores, self.labels, self.target_fprs)
+        if self.data_source == "insightface":
+            result.update(metrics.insightface_metrics(scores, self.labels))
         result["roc"] = metrics.roc(scores, self.labels)
         return with_headline(result, self.data_source, self.target_fprs)
 
@@ -122,22 +129,22 @@ def with_headline(result: dict, data_source: str, target_fprs: tuple) -> dict:
     return result
 
 
-def unreadable_images(paths: list, spec: InputSpec, progress: bool = True) -> dict:
+def unreadable_images(paths: list, spec: InputSpec, progress: bool = True, images=IMAGE_FILES) -> dict:
     """{path: reason} for every image that does not decode to the model's input. Costs one extra decode of
     each image, paid only when the user asks to skip bad ones."""
     bad = {}
     for path in tqdm(paths, desc="checking images", disable=hidden(progress), leave=False):
         try:
-            load_image(path, spec)
+            to_input(images.pixels(path), spec, path)
         except UserError as e:
             bad[path] = str(e)
     return bad
 
 
 def without_bad_images(items: list, paths_of: Callable, spec: InputSpec, list_path: Path | str,
-                       progress: bool = True) -> list:
+                       progress: bool = True, images=IMAGE_FILES) -> list:
     """Drop the list entries that use an unreadable image, and say so."""
-    bad = unreadable_images(sorted({p for item in items for p in paths_of(item)}), spec, progress)
+    bad = unreadable_images(sorted({p for item in items for p in paths_of(item)}), spec, progress, images)
     if not bad:
         return items
     kept = [item for item in items if not any(p in bad for p in paths_of(item))]
@@ -150,21 +157,24 @@ def without_bad_images(items: list, paths_of: Callable, spec: InputSpec, list_pa
 def make_evaluator(data_source: str, root: Path | str, list_path: Path | str, spec: InputSpec,
                    skip_bad_images: bool = False, **options) -> Evaluator:
     classification = data_source == "classification"
-    items = read_class_list(list_path, root) if classification else read_pair_list(list_path, root)
+    items, images = (read_class_list(list_path, root), IMAGE_FILES) if classification else read_pairs(list_path, root)
     if skip_bad_images:
         items = without_bad_images(items, (lambda i: i[:1]) if classification else (lambda i: i[:2]), spec,
-                                   list_path, options.get("progress", True))
+                                   list_path, options.get("progress", True), images)
         if classification and not items or not classification and len({i[2] for i in items}) < 2:
             raise UserError(f"{list_path}: too few readable entries left to score")
     if classification:
         return ClassificationEvaluator(items, spec, data_source=data_source, **options)
-    return PairEvaluator(items, spec, data_source=data_source, **options)
+    return PairEvaluator(items, spec, data_source=data_source, images=images, **options)
 
 
 def summary_line(result) -> str:
     parts = []
     if "accuracy" in result:
         parts.append(f"10-fold accuracy {result['accuracy']:.4f} ± {result['accuracy_std']:.4f}")
+    if "val_at_far" in result:
+        parts[-1] = (f"Accuracy-Flip {result['accuracy']:.4f} ± {result['accuracy_std']:.4f} (arcface_torch), "
+                     f"VAL@FAR={result['far_target']:g} {result['val_at_far']:.4f} ± {result['val_std']:.4f}")
     parts.append(f"AUC {result['auc']:.4f}")
     parts += [f"TPR@FPR={f:g} {t:.4f}" for f, t in result["tpr_at_fpr"].items()]
     parts.append(f"(lowest resolvable FPR {result['min_resolvable_fpr']:.2g})")
@@ -184,10 +194,51 @@ class EvaluationConfig:
     workers: int = 0
     flip: bool = False
     skip_bad_images: bool = False
+    val_targets: tuple = ()  # several sets scored at once (--mode test): names or pair-list paths
 
 
-def evaluator_from_config(config: EvaluationConfig, spec, **overrides) -> Evaluator:
+def missing_list_flag(config: EvaluationConfig) -> str | None:
+    """The flag a mode that scores pairs still needs, if any: a list, and a root unless every set is a .bin."""
+    if not config.pair_list and not config.val_targets:
+        return "img_list_label_path"
+    lists = config.val_targets or (config.pair_list,)
+    if not config.test_root and not all(is_verification_bin(t) and Path(t).is_file() for t in lists):
+        return "test_root_path"
+    return None
+
+
+def evaluation_sets(config: EvaluationConfig) -> list:
+    """[(set name, pair list path)]: each of --val_targets (a name is <test_root>/<name>.bin), or the one
+    --img_list_label_path."""
+    if config.val_targets and config.pair_list:
+        raise UserError("--val_targets and --img_list_label_path both name what to score: give one")
+    if not config.val_targets:
+        return [(Path(config.pair_list).stem, config.pair_list)]
+    if config.data_source == "classification":
+        raise UserError("--val_targets: several verification sets; a classification list is given with "
+                        "--img_list_label_path")
+    sets = []
+    for target in config.val_targets:
+        path = Path(target)
+        if not path.exists() and not path.suffix and len(path.parts) == 1:
+            path = Path(config.test_root or ".") / f"{target}.bin"
+            if not path.is_file():
+                raise UserError(f"--val_targets {target}: {path} not found")
+        sets.append((path.stem, str(path)))
+    if len({name for name, _ in sets}) < len(sets):
+        raise UserError(f"--val_targets {','.join(config.val_targets)}: two sets have the same name")
+    return sets
+
+
+def evaluator_from_config(config: EvaluationConfig, spec, pair_list: str | None = None, **overrides) -> Evaluator:
+    """The evaluator of `pair_list`, by default the config's one set (several: only --mode test scores them)."""
+    if pair_list is None:
+        sets = evaluation_sets(config)
+        if len(sets) > 1:
+            raise UserError(f"--val_targets names {len(sets)} sets: only --mode test scores several at once; "
+                            "give one")
+        pair_list = sets[0][1]
     settings = dict(target_fprs=config.target_fprs, batch_size=config.batch_size, device=config.device,
                     workers=config.workers, flip=config.flip, skip_bad_images=config.skip_bad_images)
     settings.update(overrides)
-    return make_evaluator(config.data_source, config.test_root, config.pair_list, spec, **settings)
+    return make_evaluator(config.data_source, config.test_root, pair_list, spec, **settings)

@@ -25,7 +25,7 @@ from compression_tool.commen_utils.errors import UserError
 from compression_tool.commen_utils.hooks import layer_outputs
 from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.timestamp import time_stamp
-from compression_tool.dataloader import TrainImages, image_folder_items, make_loader
+from compression_tool.dataloader import TrainImages, make_loader, training_set
 from compression_tool.test_module.evaluate import hidden
 
 from .heads import HEADS, embedding_distillation, similarity_distillation
@@ -151,12 +151,12 @@ class FineTune:
         evaluator.device = self.device
         self.model = loaded.model.to(self.device)
         self.teacher = teacher.to(self.device).eval() if teacher is not None else None
-        items, classes = image_folder_items(train_root)
-        self.dataset = TrainImages(items, loaded.spec, config.seed, config.shift, config.scale_jitter,
+        images = training_set(train_root)
+        self.dataset = TrainImages(images, loaded.spec, config.seed, config.shift, config.scale_jitter,
                                    config.brightness_jitter)
         per_rank = max(1, config.batch_size // self.world)
-        if len(items) < per_rank * self.world:
-            raise UserError(f"{train_root}: {len(items)} images, fewer than one batch of {config.batch_size}")
+        if len(images) < per_rank * self.world:
+            raise UserError(f"{train_root}: {len(images)} images, fewer than one batch of {config.batch_size}")
         self.sampler = DistributedSampler(self.dataset, self.world, self.rank, shuffle=True, seed=config.seed,
                                           drop_last=True)
         self.loader = make_loader(self.dataset, per_rank, workers, sampler=self.sampler, drop_last=True)
@@ -164,7 +164,10 @@ class FineTune:
         torch.manual_seed(config.seed)  # the head's initial centres
         if config.head != "none":
             kwargs = {"s": config.margin_s, **({"m": config.margin_m} if config.margin_m is not None else {})}
-            self.head = HEADS[config.head](loaded.embedding_size, len(classes), **kwargs).to(self.device)
+            if images.identities is None:
+                raise UserError(f"{train_root}: the number of identities is unknown (no header record, no property "
+                                "file): a margin head needs it; use --head none")
+            self.head = HEADS[config.head](loaded.embedding_size, images.identities, **kwargs).to(self.device)
             if head_state is not None:
                 self.head.load_state_dict(head_state)
         self.feature_layers = []
