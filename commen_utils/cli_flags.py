@@ -31,7 +31,8 @@ def add_repair_flags(group: argparse._ActionsContainer) -> None:
     group.add_argument("--reconstruct", type=int, default=0, metavar="N",
                        help="refit the convs and linear layers that lose inputs by least squares on N training images")
     group.add_argument("--train_data_path", default=DEFAULT_TRAIN_DATA,
-                       help="ImageFolder of identities, for repair, fine-tuning and calibration (never the test pairs)")
+                       help="ImageFolder of identities or MXNet RecordIO (a folder with train.rec/.idx, or "
+                            "the .rec), for repair, fine-tuning and calibration (never the test pairs)")
 
 
 def add_round_to_flag(group: argparse._ActionsContainer,
