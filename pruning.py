@@ -72,6 +72,7 @@ def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=No
         raise UserError(f"{checkpoint}: already exists (pass --overwrite to replace it)")
     ratios = read_schedule(config.schedule_path)
     graph = ChannelGraph(model, size)
+    graph.check_prunable(loaded.arch)
     for param in ratios:
         graph.group(param)  # unknown or unprunable names fail here, before any work
     criterion = config.criterion
@@ -90,15 +91,16 @@ def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=No
                   reconstruction_images=config.reconstruct)
     widths = keep_widths(model)
     print(f"keep ({len(widths)} convs): {widths}")
+    if evaluator is not None:
+        after = evaluator.outputs(model)
+        result["accuracy_after"] = evaluator.score(after)["headline"]
+        result["cosine_after"] = torch.nn.functional.cosine_similarity(before, after, dim=1).mean().item()
+    # the outputs are written once all the work is done: a failure on the way leaves none of them
     layers_out = Path(config.layers_out_path)
     if layers_out.exists() and not config.overwrite:  # keep the earlier list: this one gets the time in its name
         layers_out = layers_out.with_name(f"{layers_out.stem}_{time_stamp()}{layers_out.suffix}")
     write_text(layers_out, f"{widths}\n")
     print(f"keep list: {layers_out}")
-    if evaluator is not None:
-        after = evaluator.outputs(model)
-        result["accuracy_after"] = evaluator.score(after)["headline"]
-        result["cosine_after"] = torch.nn.functional.cosine_similarity(before, after, dim=1).mean().item()
     if config.save_checkpoint:
         path = save_checkpoint(checkpoint, model, loaded.arch, keep=keep, input_size=size,
                                embedding_size=loaded.embedding_size, overwrite=config.overwrite,

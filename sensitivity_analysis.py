@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from compression_tool.commen_utils.checkpoint import weights_digest
 from compression_tool.commen_utils.distributed import distributed_context
-from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.errors import UserError, step
 from compression_tool.commen_utils.graph_split import GraphSplitter
 from compression_tool.commen_utils.model_stats import ThinnedMacs, count_params
 from compression_tool.commen_utils.results import ModeResult
@@ -298,6 +298,7 @@ def run_sensitivity(config: SensitivityConfig, loaded, evaluator, ranks=None, ca
         calibration[:config.bn_recalibrate] if config.bn_recalibrate else None,
         calibration[:config.reconstruct] if config.reconstruct else None,
         cache_bytes)
+    analysis.graph.check_prunable(loaded.arch)
     csv_path = Path(config.resume) if config.resume else \
         Path(config.output_folder) / f"sensitivity_{Path(loaded.arch).stem}_{time_stamp()}.csv"
     if world > 1:  # everyone agrees on rank 0's file name
@@ -328,8 +329,9 @@ def run_sensitivity(config: SensitivityConfig, loaded, evaluator, ranks=None, ca
         with tqdm(total=total, desc="sensitivity", unit="level", disable=hidden(rank == 0)) as bar:
             for group in todo:
                 left = [v for v in levels if (group.param, level_text(v)) not in finished]
-                for row in analysis.rows(group, left, baseline, bar):
-                    writer.write(row)
+                with step(f"layer {group.param}"):
+                    for row in analysis.rows(group, left, baseline, bar):
+                        writer.write(row)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"every finished row is in {part}; continue with --resume {csv_path}") from None
     finally:

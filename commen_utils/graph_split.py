@@ -1,6 +1,8 @@
 """Split a model into the part before a layer and the part from it on, so that sensitivity analysis computes
 the unchanged part once. torch.fx traces the forward; a cut is legal where exactly one value is alive (every
 chain link, and every residual-block boundary)."""
+import operator
+
 import torch.nn as nn
 import torch.fx as fx
 
@@ -32,7 +34,7 @@ class GraphSplitter:
             return None
         for j in range(first, 0, -1):
             alive = self._alive_before(j)
-            if len(alive) == 1:
+            if len(alive) == 1 and not _is_tuple(alive[0]):
                 return j, alive[0]
         return None
 
@@ -68,6 +70,11 @@ class GraphSplitter:
                     continue
                 env[node] = graph.node_copy(node, lambda n: env[n])
         return _compiled(root, graph)
+
+
+def _is_tuple(node: fx.Node) -> bool:
+    """A value only ever indexed (x.chunk(2)'s pieces, ShuffleNetV2's split): the tensors are what is cached."""
+    return all(u.op == "call_function" and u.target is operator.getitem for u in node.users)
 
 
 def _compiled(root, graph):

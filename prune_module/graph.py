@@ -115,10 +115,19 @@ class ChannelGraph:
             if not isinstance(module, (nn.Conv2d, nn.Linear)) or name in claimed or not allowed.fullmatch(name):
                 continue
             width = layer_width(module)
+            try:
+                members = self._members(module, range(width))
+            except Exception as error:  # one layer torch-pruning cannot follow need not stop the others
+                claimed.add(name)
+                self.excluded[f"{name}.weight"] = (f"torch-pruning cannot follow its channels "
+                                                   f"({type(error).__name__}: {error})")
+                continue
             producers, slices, consumed, problem, blocks, norms = [], [], False, None, 1, False
-            for item in self._members(module, range(width)):
+            for item in members:
                 dep, target = item.dep, item.dep.target.module
-                problem = problem or unsupported_member(dep, target)
+                # the group stops at an op torch-pruning cannot follow: whatever reads it beyond is unknown
+                consumed = consumed or dep.target in self.graph.untraceable
+                problem = problem or self.graph.untraceable.get(dep.target) or unsupported_member(dep, target)
                 norms = norms or renormalised(target)
                 if grouped_blocks(target) > 1:
                     outputs = self.graph.is_out_channel_pruning_fn(dep.handler)
@@ -142,6 +151,17 @@ class ChannelGraph:
             else:
                 groups.append(PrunableGroup(name, list(dict.fromkeys(producers)), width, slices, blocks, norms))
         return groups
+
+    def check_prunable(self, model_name: str) -> None:
+        """A model none of whose layers can be pruned is one line, naming the first layer and why."""
+        if self.groups:
+            return
+        if not self.excluded:
+            raise UserError(f"{model_name}: nothing can be pruned: no conv or linear layer has outputs that another "
+                            f"layer reads")
+        param, why = next(iter(self.excluded.items()))
+        more = f" (and {len(self.excluded) - 1} more layers: see --mode summary)" if len(self.excluded) > 1 else ""
+        raise UserError(f"{model_name}: nothing can be pruned: {param}: {why}{more}")
 
     def group(self, param: str) -> PrunableGroup:
         if param in self.excluded:

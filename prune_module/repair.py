@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from compression_tool.commen_utils.batching import batches, device_of
+from compression_tool.commen_utils.errors import step
 from compression_tool.commen_utils.hooks import forward_hooks, input_of
 
 from .graph import Edit, call_order
@@ -163,15 +164,17 @@ def reconstruct_sequentially(pruned: nn.Module, original: nn.Module, plans: list
     modules, before = dict(pruned.named_modules()), dict(original.named_modules())
     skipped = {name: refit_problem(modules[name]) for name in removed_in if refit_problem(modules[name])}
     for name in sorted((n for n in removed_in if n not in skipped), key=order.index):
-        gram = cross = 0
-        for batch in batches(images, batch_size, device_of(pruned)):
-            full, kept = input_of(original, name, batch), input_of(pruned, name, batch)
-            per_chunk = images_per_chunk(before[name], full)
-            for full, kept in zip(columns(before[name], full, per_chunk), columns(modules[name], kept, per_chunk)):
-                kept = with_constant(kept)
-                gram = gram + (kept @ kept.T).cpu()
-                cross = cross + (full @ kept.T).cpu()
-        refit(original, pruned, name, removed_out.get(name, ()), gram, cross, following_bn, ridge)
+        with step(f"least-squares refit of {name}"):
+            gram = cross = 0
+            for batch in batches(images, batch_size, device_of(pruned)):
+                full, kept = input_of(original, name, batch), input_of(pruned, name, batch)
+                per_chunk = images_per_chunk(before[name], full)
+                for full, kept in zip(columns(before[name], full, per_chunk),
+                                      columns(modules[name], kept, per_chunk)):
+                    kept = with_constant(kept)
+                    gram = gram + (kept @ kept.T).cpu()
+                    cross = cross + (full @ kept.T).cpu()
+            refit(original, pruned, name, removed_out.get(name, ()), gram, cross, following_bn, ridge)
     return skipped
 
 

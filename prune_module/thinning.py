@@ -4,6 +4,8 @@ from typing import NamedTuple
 
 import torch.nn as nn
 
+from compression_tool.commen_utils.errors import step
+
 from .criteria import group_scores
 from .graph import ChannelGraph, Edit, call_order
 from .repair import Repair, following_norms, recalibrate_bn, reconstruct_sequentially, removed_channels
@@ -25,10 +27,15 @@ def prune_model(model: nn.Module, input_size, ratios: dict, criterion: str = "l1
     removals = []
     for param, ratio in ratios.items():
         group = graph.group(param)
-        idxs = group.channels_to_remove(group_scores(model, group, criterion, ranks), ratio, round_to)
+        with step(f"layer {param}"):
+            idxs = group.channels_to_remove(group_scores(model, group, criterion, ranks), ratio, round_to)
         if idxs:
             removals.append((group, idxs))
-    return [graph.remove(group, idxs) for group, idxs in removals]
+    plans = []
+    for group, idxs in removals:
+        with step(f"layer {group.param}"):
+            plans.append(graph.remove(group, idxs))
+    return plans
 
 
 def prune_and_repair(model: nn.Module, input_size, ratios: dict, criterion: str = "l1", ranks: dict | None = None,

@@ -2,7 +2,9 @@
 subprocess): exit code 2, one line on stderr naming the file/flag and the cause, no traceback, and no output
 left behind."""
 import pickle
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,3 +132,28 @@ def test_user_mistake(case, tmp_path):
     assert expected in one_line_error(proc)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*")), "output left behind"
     assert not (tmp_path / "pwned").exists()
+
+
+def test_internal_error_is_one_line_naming_a_traceback_file(tmp_path, monkeypatch):
+    """An exception no check foresaw (here: the least-squares refit made to fail): one line with the mode, the
+    step and the exception, the traceback in the file it names, exit code 1, no output; --debug re-raises."""
+    import tempfile
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape '[8, 4, 1, 1]' is invalid\nsecond line")
+
+    monkeypatch.setattr("compression_tool.prune_module.repair.refit", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    args = prune_args(tmp_path, PRUNER.format(r=0.5, w="body.conv_12.conv.weight")) + ["--reconstruct", "4",
+                                                                 "--result_json", tmp_path / "out/r.json"]
+    proc = run_in_process(*args)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    match = re.fullmatch(r"internal error in --mode prune at least-squares refit of body.conv_13.conv: RuntimeError: "
+                         r"shape '\[8, 4, 1, 1\]' is invalid \(traceback: (\S+)\)", lines[0])
+    assert match, lines[0]
+    saved = Path(match[1]).read_text()
+    assert saved.startswith("Traceback") and "second line" in saved and "in broken" in saved
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*")), "output left behind"
+    with pytest.raises(RuntimeError, match="is invalid"):
+        run_in_process(*args, "--debug")
