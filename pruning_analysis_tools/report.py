@@ -97,22 +97,26 @@ def measure(config: ReportConfig) -> dict:
     from compression_tool.commen_utils.latency import median_latency_ms
     from compression_tool.model_define.loading import load_model
     from compression_tool.prune_module.summary import keep_widths
-    from compression_tool.test_module.evaluate import evaluator_from_config
+    from compression_tool.test_module.evaluate import evaluation_sets, evaluator_from_config
 
     if any(not label or not path for label, path in config.variants):
         raise UserError("--variant takes LABEL=CHECKPOINT")
     if config.evaluation.data_source == "classification":
         raise UserError("--data_source classification: the report compares verification models (lfw, company)")
-    rows, evaluator = [], None
+    rows, evaluator, sets = [], None, evaluation_sets(config.evaluation)
+    others = {}  # the sets after the first (--val_targets): one table row per variant and set
     budgets = [json.loads(Path(path).read_text()) for path in config.budgets]
     variants = with_original_int8([(label, path, load_model(checkpoint=path)) for label, path in config.variants],
                                   budgets, config.train_root)
     for label, path, loaded in variants:
         if evaluator is None:  # images decoded once for every variant
-            evaluator = evaluator_from_config(config.evaluation, loaded.spec, target_fprs=TARGET_FPRS, batch_size=16,
-                                              cache_images=True, progress=False)
+            evaluator, *extra = [evaluator_from_config(config.evaluation, loaded.spec, pair_list,
+                                                       target_fprs=TARGET_FPRS, batch_size=16, cache_images=True,
+                                                       progress=False) for _, pair_list in sets]
+            others = dict(zip([name for name, _ in sets[1:]], extra))
         evaluator.device = "cpu"
         result = evaluator(loaded.model.cpu())
+        per_set = {sets[0][0]: result, **{name: e(loaded.model.cpu()) for name, e in others.items()}}
         fpr, tpr, _, auc = result.pop("roc")
         layout = float_layout(loaded)
         threads = torch.get_num_threads()
@@ -125,12 +129,14 @@ def measure(config: ReportConfig) -> dict:
                      "params": count_params(layout), "macs": count_macs(layout, loaded.input_size),
                      "latency_ms_bs1": latency, "widths": keep_widths(layout), "auc": auc,
                      "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
-                     **{k: v for k, v in result.items() if k != "auc"}})
+                     **{k: v for k, v in result.items() if k != "auc"},
+                     **({"sets": {name: {k: v for k, v in r.items() if k != "roc"} for name, r in per_set.items()}}
+                        if others else {})})
     candidates = [c for data in budgets for c in data.get("candidates", []) if "macs_ratio" in c]
     frontiers = [measure_frontier(data, [(label, loaded) for label, _, loaded in variants if label != ORIGINAL_INT8],
                                   lambda model: evaluator(model)["headline"], variants[0][2].input_size)
                  for data in budgets if "deployment" in data]
-    return {"pairs": str(config.evaluation.pair_list), "root": str(config.evaluation.test_root),
+    return {"pairs": str(sets[0][1]), "root": str(config.evaluation.test_root),
             "data_source": config.evaluation.data_source, "made": time_stamp(), "variants": rows,
             "candidates": candidates, "frontiers": frontiers, "csv": config.csv, "notes": list(config.notes)}
 
@@ -160,7 +166,7 @@ def with_original_int8(variants: list, budgets: list, train_root) -> list:
     from compression_tool.dataloader import sample_images
     from compression_tool.prune_module.runtimes import Deployment, prepare
 
-    if not openvino_io.available() or not Path(train_root).is_dir():
+    if not openvino_io.available() or not Path(train_root).exists():
         print(f"note: no {ORIGINAL_INT8} row (needs OpenVINO + NNCF and calibration images in {train_root})")
         return variants
     runner = prepare(first.model, first.input_size, Deployment("openvino-int8"),
@@ -180,6 +186,17 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def sets_table(rows: list[dict]) -> str:
+    """One row per variant and verification set."""
+    lines = ["| variant | set | pairs | accuracy ± std | TPR@FPR=1e-2 | TPR@FPR=1e-3 | AUC |", "|" + "---|" * 7]
+    for r in rows:
+        for name, s in r["sets"].items():
+            tpr = {float(k): v for k, v in s["tpr_at_fpr"].items()}
+            lines.append(f"| {r['variant']} | {name} | {s['num_pairs']} | {s['accuracy']:.4f} ± "
+                         f"{s['accuracy_std']:.4f} | {tpr[1e-2]:.3f} | {tpr[1e-3]:.3f} | {s['auc']:.4f} |")
+    return "\n".join(lines)
+
+
 def render(data: dict, out: Path):
     """report.md and its PNGs from measured data (fresh, or read back from report.json)."""
     import numpy as np
@@ -190,7 +207,8 @@ def render(data: dict, out: Path):
     from compression_tool.test_module.plots import plot_roc
 
     out, rows = Path(out), data["variants"]
-    metric = "10-fold accuracy" if data["data_source"] == "lfw" else "TPR at the first FPR"
+    metric = {"lfw": "10-fold accuracy", "insightface": "Accuracy-Flip"}.get(data["data_source"],
+                                                                              "TPR at the first FPR")
     plot_roc({r["variant"]: (np.array(r["roc"]["fpr"]), np.array(r["roc"]["tpr"]), r["auc"]) for r in rows},
              out / "roc.png", title=f"ROC on {Path(data['pairs']).name}")
     plot_widths({r["variant"]: r["widths"] for r in rows}, out / "widths.png")
@@ -201,6 +219,9 @@ def render(data: dict, out: Path):
            "Checkpoints: " + ", ".join(f"{r['variant']}: `{r['checkpoint']}`" for r in rows), "", text, "",
            "![ROC curves](roc.png)", "", "![accuracy against MACs](accuracy_vs_macs.png)", "",
            "![per-layer widths](widths.png)"]
+    if "sets" in rows[0]:
+        doc += ["", "## Every set", "", "Each variant on each of `--val_targets` (the table above: the first).", "",
+                sets_table(rows)]
     for i, frontier in enumerate(data.get("frontiers", [])):
         name = f"frontier_{i}.png" if i else "frontier.png"
         plot_frontier(frontier, metric, out / name)
@@ -246,7 +267,7 @@ def rebuild_report(report_json: str | Path, output_dir: str | None = None):
 def main(argv: list | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variant", action="append", required=True, metavar="LABEL=CHECKPOINT")
-    add_pair_list_flags(p, required=True)
+    add_pair_list_flags(p)
     p.add_argument("--csv", help="sensitivity CSV to plot into the report")
     p.add_argument("--budgets", nargs="*", help="auto_make_yaml --result_json files: their measured candidates")
     p.add_argument("--notes", nargs="*", help="settings lines to list in the report")
@@ -259,9 +280,12 @@ def main(argv: list | None = None) -> int:
 
 
 def report_config(args) -> ReportConfig:
-    from compression_tool.test_module.evaluate import EvaluationConfig
+    from compression_tool.test_module.evaluate import EvaluationConfig, missing_list_flag
+    evaluation = EvaluationConfig(**evaluation_settings(vars(args)))
+    if missing_list_flag(evaluation):
+        raise UserError(f"--{missing_list_flag(evaluation)} is required")
     return ReportConfig(variants=tuple(tuple(v.partition("=")[::2]) for v in args.variant),
-                        evaluation=EvaluationConfig(**evaluation_settings(vars(args))), csv=args.csv,
+                        evaluation=evaluation, csv=args.csv,
                         budgets=tuple(args.budgets or ()), notes=tuple(args.notes or ()), output_dir=args.output_dir,
                         train_root=args.train_data_path)
 

@@ -149,8 +149,7 @@ def test_same_model_scores_the_bin_and_the_text_list_alike(tmp_path):
 
 
 def test_several_sets_with_insightface_protocol_one_row_each(tmp_path):
-    text = subset_pairs(tmp_path, 20)
-    pack_pairs(text, ORL, tmp_path / "a.bin")
+    pack_pairs(subset_pairs(tmp_path, 10), ORL, tmp_path / "a.bin")
     (tmp_path / "b.bin").write_bytes(py2_pickle(*read_verification_bin(tmp_path / "a.bin")))
     proc = run_in_process("--mode", "test", "--model", MODEL, "--best_model_path", WEIGHTS, "--test_root_path",
                           tmp_path, "--val_targets", "a,b", "--data_source", "insightface", "--device", "cpu",
@@ -158,7 +157,13 @@ def test_several_sets_with_insightface_protocol_one_row_each(tmp_path):
     assert proc.returncode == 0, proc.stderr
     sets = read_json(tmp_path / "r.json")["sets"]
     assert list(sets) == ["a", "b"] and sets["a"] == sets["b"] and sets["a"]["protocol"] == "insightface"
-    assert "| a | 20 |" in proc.stdout and "| b | 20 |" in proc.stdout and "VAL@FAR" in proc.stdout
+    assert "| a | 10 |" in proc.stdout and "| b | 10 |" in proc.stdout and "VAL@FAR" in proc.stdout
+    proc = run_in_process("--variant", "pruned=tests/fixtures/pruned_inception.pt", "--test_root_path", tmp_path,
+                          "--val_targets", f"a,{tmp_path / 'b.bin'}", "--train_data_path", tmp_path / "none",
+                          "--output_dir", tmp_path / "report", script="pruning_analysis_tools/report.py")
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "report/report.md").read_text()
+    assert "## Every set" in report and "| pruned | a | 10 |" in report and "| pruned | b | 10 |" in report
 
 
 def test_cli_refuses_broken_inputs_in_one_line_and_writes_nothing(tmp_path):
