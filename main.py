@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs (checkpoints)")
 
     g = p.add_argument_group("evaluation (test, sa, prune)")
-    add_pair_list_flags(g)
+    add_pair_list_flags(g, val_targets=True)
     g.add_argument("--target_fpr", type=float, nargs="+", help="FPRs for TPR@FPR (default 1e-6; 1e-3 for "
                    "classification)")
     g.add_argument("--test_batch_size", type=int, default=32)

@@ -11,14 +11,17 @@ DEFAULT_TRAIN_DATA = "data/train_data/orl_s1-20"
 
 
 def add_pair_list_flags(group: argparse._ActionsContainer, required: bool = False,
-                        pair_list_help: str | None = None) -> None:
-    group.add_argument("--test_root_path", required=required, help="folder the pair list's paths are relative to "
-                       "(and where --val_targets names are looked up); not needed for a .bin")
+                        pair_list_help: str | None = None, val_targets: bool = False) -> None:
+    """The flags naming what a model is scored on; `val_targets`: this CLI scores several sets at once."""
+    group.add_argument("--test_root_path", required=required, help="folder the pair list's paths are relative to"
+                       + (" (and where --val_targets names are looked up)" if val_targets else "")
+                       + "; not needed for a .bin")
     group.add_argument("--img_list_label_path", required=required,
                        help=pair_list_help or "pair list 'path1 path2 label', LFW pairs.txt, insightface .bin, or "
                                               "'path class'")
-    group.add_argument("--val_targets", help="several sets at once (--mode test): names looked up as "
-                       "<--test_root_path>/<name>.bin (lfw,cfp_fp,agedb_30) or pair-list paths, comma-separated")
+    if val_targets:
+        group.add_argument("--val_targets", help="several sets at once (--mode test, report.py): names looked up "
+                           "as <--test_root_path>/<name>.bin (lfw,cfp_fp,agedb_30) or pair-list paths, comma-separated")
     group.add_argument("--data_source", default="lfw", choices=DATA_SOURCES,
                        help="lfw: 10-fold accuracy; insightface: arcface_torch's protocol (flip added, Accuracy-Flip, "
                             "VAL@FAR=1e-3); company: TPR@FPR; classification: liveness TPR@FPR of class 1")

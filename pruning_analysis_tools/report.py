@@ -267,7 +267,7 @@ def rebuild_report(report_json: str | Path, output_dir: str | None = None):
 def main(argv: list | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variant", action="append", required=True, metavar="LABEL=CHECKPOINT")
-    add_pair_list_flags(p)
+    add_pair_list_flags(p, val_targets=True)
     p.add_argument("--csv", help="sensitivity CSV to plot into the report")
     p.add_argument("--budgets", nargs="*", help="auto_make_yaml --result_json files: their measured candidates")
     p.add_argument("--notes", nargs="*", help="settings lines to list in the report")
