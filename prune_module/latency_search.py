@@ -209,7 +209,8 @@ class LatencyPlan:
 
 
 def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fraction: dict, goal: LatencyGoal,
-                     repair, evaluator=None, calibration=None, repeats: int = 15, cache_dir=None, save_dir=None,
+                     repair, evaluator=None, calibration=None, repeats: int = 15, steps: int = 16, cache_dir=None,
+                     save_dir=None,
                      info: dict | None = None, progress: bool = True) -> LatencyPlan:
     """The schedule for `goal`: damage ({leader weight: {fraction: damage}}) and max_fraction come from the
     sensitivity curves; the model's latency table is measured in the goal's runtime (or read from the cache);
@@ -222,7 +223,7 @@ def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fr
     unknown = [p for p in damage if p not in graph.by_param]
     if unknown:
         raise UserError(f"{unknown[0]}: not a prunable layer of {model_name} (see --mode summary)")
-    grid = {p: width_grid(graph.by_param[p], max_fraction[p]) for p in damage}
+    grid = {p: width_grid(graph.by_param[p], max_fraction[p], steps) for p in damage}
     table = measure_latency_table(model, input_size, graph, goal.deployment, grid, model_name, repeats, cache_dir,
                                   progress)
     path = greedy_path(table, damage, max_fraction)

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from compression_tool.commen_utils.atomic import write_text
 from compression_tool.commen_utils.cpu_isa import read_cpu_isa
 
 from .graph import ChannelGraph, PrunableGroup
-from .runtimes import WEIGHTED, Deployment, RuntimeName, median_layer_times, prepare
+from .runtimes import WEIGHTED, Deployment, LayerTimes, RuntimeName, median_layer_times, prepare
 
 DEFAULT_CACHE = "work_space/latency_cache"
 # Environment variables that change which kernels the runtimes use (the AVX2 path on a VNNI machine)
@@ -118,17 +119,23 @@ def width_grid(group: PrunableGroup, max_fraction: float, steps: int = 16) -> li
     return sorted(widths, reverse=True)
 
 
-def thinned_copy(model: nn.Module, input_size, graph: ChannelGraph, widths: dict) -> nn.Module:
-    """A copy of the model with each group in `widths` cut to that width (its last channels: which channels go
-    does not change the time)."""
-    copied = copy.deepcopy(model)
-    copy_graph = ChannelGraph(copied, input_size, groups_of=graph)
-    for param, width in widths.items():
-        group = graph.by_param[param]
-        block = group.width // group.channel_groups
-        kept = width // group.channel_groups
-        copy_graph.remove(group, [b * block + i for b in range(group.channel_groups) for i in range(kept, block)])
-    return copied
+class Thinner:
+    """A copy of the model whose groups are cut narrower and narrower (their last channels: which channels go
+    does not change the time); the copy's graph is built once."""
+
+    def __init__(self, model: nn.Module, input_size, graph: ChannelGraph):
+        self.model = copy.deepcopy(model)
+        self.graph = ChannelGraph(self.model, input_size, groups_of=graph)
+        self.widths = {g.param: g.width for g in graph.groups}
+
+    def cut(self, widths: dict) -> nn.Module:
+        for param, width in widths.items():
+            group, now = self.graph.by_param[param], self.widths[param]
+            block, kept = now // group.channel_groups, width // group.channel_groups
+            if width < now:
+                self.graph.remove(group, [b * block + i for b in range(group.channel_groups) for i in range(kept, block)])
+                self.widths[param] = width
+        return self.model
 
 
 def touched_layers(graph: ChannelGraph, group: PrunableGroup, layers: list) -> list:
@@ -166,7 +173,7 @@ def cache_path(cache_dir, key: dict) -> Path:
 
 
 def measure_latency_table(model: nn.Module, input_size, graph: ChannelGraph, deployment: Deployment, grid: dict,
-                          model_name: str, repeats: int = 15, cache_dir: str | None = DEFAULT_CACHE,
+                          model_name: str, repeats: int = 20, cache_dir: str | None = DEFAULT_CACHE,
                           progress: bool = True) -> LatencyTable:
     """The table for `grid` ({leader weight: [widths to measure]}), read from the cache when it was measured
     before under the same key. The model's weights do not matter, its layers do."""
@@ -179,29 +186,31 @@ def measure_latency_table(model: nn.Module, input_size, graph: ChannelGraph, dep
     layers = [name for name in _forward_layers(model, input_size)]
     groups = {param: GroupLatency(graph.by_param[param].width, touched_layers(graph, graph.by_param[param], layers))
               for param in grid}
-    steps = max((len(w) for w in grid.values()), default=0)
-    variants = [{p: grid[p][k] for p in members if k < len(grid[p])}
-                for k in range(steps) for members in disjoint_sets({p: g.layers for p, g in groups.items()})]
-    variants = [v for v in variants if v]
-    base = median_layer_times(prepare(model, input_size, deployment), input_size, deployment.batch, repeats)
-    for widths in tqdm(variants, desc=f"latency table ({deployment.describe()})", disable=not progress):
-        thinned = thinned_copy(model, input_size, graph, widths)
-        times = median_layer_times(prepare(thinned, input_size, deployment), input_size, deployment.batch, repeats)
-        drift = _drift(times.layers, base.layers, {i for param in widths for i in groups[param].layers})
-        for param, width in widths.items():
-            group = groups[param]
-            group.ratios[width] = [times.layers[i] / max(base.layers[i], 1e-6) / drift for i in group.layers]
+    sets = disjoint_sets({p: g.layers for p, g in groups.items()})
+    unpruned = prepare(model, input_size, deployment)
+    bases = []
+    bar = tqdm(total=sum(max(len(grid[p]) for p in members) for members in sets),
+               desc=f"latency table ({deployment.describe()})", disable=not progress)
+    for members in sets:  # one copy per set, cut narrower at every step
+        thinner = Thinner(model, input_size, graph)
+        for k in range(max(len(grid[p]) for p in members)):
+            widths = {p: grid[p][k] for p in members if k < len(grid[p])}
+            thinned = prepare(thinner.cut(widths), input_size, deployment)
+            base, times = median_layer_times([unpruned, thinned], input_size, deployment.batch, repeats)
+            bases.append(base)
+            for param, width in widths.items():
+                groups[param].ratios[width] = [times.layers[i] / max(base.layers[i], 1e-6)
+                                               for i in groups[param].layers]
+            bar.update()
+    bar.close()
+    if not bases:
+        bases = median_layer_times([unpruned], input_size, deployment.batch, repeats)
+    base = LayerTimes([statistics.median(b.layers[i] for b in bases) for i in range(len(layers))],
+                      statistics.median(b.other for b in bases))
     table = LatencyTable(key, layers, base.layers, base.other, groups)
     if path is not None:
         write_text(path, table.to_json(), overwrite=True)
     return table
-
-
-def _drift(times: list, base: list, changed: set) -> float:
-    """How much slower the machine ran this copy's unchanged layers than the unpruned model's (another process
-    on the same cores, a clock change): the changed layers' ratios are divided by it."""
-    ratios = sorted(t / b for i, (t, b) in enumerate(zip(times, base)) if i not in changed and b > 0)
-    return ratios[len(ratios) // 2] if ratios else 1.0
 
 
 def _forward_layers(model: nn.Module, input_size) -> list:

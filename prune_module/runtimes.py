@@ -160,10 +160,16 @@ def latency_quantize(ov_model, calibration: torch.Tensor):
     import logging
 
     import nncf
+    import rich
 
     nncf.set_log_level(logging.ERROR)
     items = [calibration[i:i + 1].numpy() for i in range(len(calibration))]
-    return nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items))
+    console = rich.get_console()  # NNCF draws its progress bars there: one per model would bury our own
+    quiet, console.quiet = console.quiet, True
+    try:
+        return nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items))
+    finally:
+        console.quiet = quiet
 
 
 def _openvino_int8(model, input_size, deployment, calibration=None):
@@ -279,11 +285,16 @@ def prepare(model: nn.Module, input_size, deployment: Deployment, calibration: t
         return RUNTIMES[deployment.runtime](model.eval().cpu(), tuple(input_size), deployment, calibration)
 
 
-def median_layer_times(runner: Runner, input_size, batch: int, repeats: int) -> LayerTimes:
-    """Per-layer medians over `repeats` profiled inferences, after a warm-up."""
+def median_layer_times(runners: list, input_size, batch: int, repeats: int, rounds: int = 5) -> list:
+    """Per-layer medians of each runner over `repeats` profiled inferences, after a warm-up, in interleaved rounds
+    so that a busy spell of the machine hits every runner alike."""
     x = torch.rand(batch, 3, *input_size, generator=torch.Generator().manual_seed(1)) * 255
-    runner(x)
-    runner(x)
-    runs = runner.profile(x, repeats)
-    return LayerTimes([statistics.median(r.layers[i] for r in runs) for i in range(len(runs[0].layers))],
-                      statistics.median(r.other for r in runs))
+    for runner in runners:
+        runner(x)
+        runner(x)
+    runs = [[] for _ in runners]
+    for _ in range(rounds):
+        for runner, collected in zip(runners, runs):
+            collected += runner.profile(x, max(1, repeats // rounds))
+    return [LayerTimes([statistics.median(r.layers[i] for r in collected) for i in range(len(collected[0].layers))],
+                       statistics.median(r.other for r in collected)) for collected in runs]

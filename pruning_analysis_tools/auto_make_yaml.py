@@ -205,6 +205,7 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
         model=loaded.model, model_name=config.model, input_size=size, damage=damage,
         max_fraction={layer: max(curves.accuracy[layer]) for layer in layers}, goal=goal, repair=repair,
         evaluator=evaluator, calibration=images[:64] if images is not None else None, repeats=config.latency_repeats,
+        steps=config.latency_steps,
         cache_dir=config.latency_cache, save_dir=Path(config.output).with_suffix("").as_posix() + "_points",
         info={"arch": loaded.arch, "input_size": list(size), "embedding_size": loaded.embedding_size})
     chosen = plan.chosen
@@ -218,6 +219,7 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
     extra = {"deployment": {"runtime": str(goal.deployment.runtime), "threads": goal.deployment.threads,
                             "batch": goal.deployment.batch},
              "predicted_ms": chosen.predicted_ms, "measured_ms": chosen.measured_ms, "latency_ratio": chosen.ratio,
+             "unpruned_measured_ms": chosen.unpruned_ms,
              "unpruned_predicted_ms": plan.table.unpruned_ms, "unpruned_file": plan.unpruned_file,
              "baseline_measured": plan.baseline, "accuracy_floor": plan.floor}
     return plan.ratios, rule, tried, extra
@@ -254,6 +256,7 @@ class ScheduleConfig:
     train_root: str = DEFAULT_TRAIN_DATA
     latency: "LatencyGoal | None" = None  # latency mode: prune_module.latency_search.LatencyGoal
     latency_repeats: int = 15
+    latency_steps: int = 16
     latency_cache: str | None = "work_space/latency_cache"
 
 
@@ -282,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max_accuracy_drop", type=float, metavar="POINTS", help="accuracy on the pairs (analysis "
                    "pairs, never the final ones) may fall at most this many points below the unpruned FP32 model's")
     t.add_argument("--latency_repeats", type=int, default=15, help="timed runs per measurement (medians)")
+    t.add_argument("--latency_steps", type=int, default=16, help="widths measured per layer group: k/N of its "
+                   "width (multiples of 8), down to the highest level of the curves")
     t.add_argument("--latency_cache", default="work_space/latency_cache",
                    help="folder of measured latency tables, keyed by CPU, runtime, threads, batch and model")
     g = p.add_argument_group("budget mode: choose among candidate schedules by measuring them")
@@ -380,7 +385,8 @@ def schedule_config(args) -> ScheduleConfig:
                           round_to=args.round_to, layers=args.layers, overwrite=args.overwrite,
                           checkpoint=args.best_model_path, evaluation=evaluation, reconstruct=args.reconstruct,
                           bn_recalibrate=args.bn_recalibrate, train_root=args.train_data_path, latency=latency,
-                          latency_repeats=args.latency_repeats, latency_cache=args.latency_cache)
+                          latency_repeats=args.latency_repeats, latency_steps=args.latency_steps,
+                          latency_cache=args.latency_cache)
 
 
 def main(argv: list | None = None) -> int:

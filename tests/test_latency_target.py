@@ -13,7 +13,7 @@ from compression_tool.prune_module.allocation import PathPoint, greedy_path, rat
 from compression_tool.prune_module.graph import ChannelGraph, channels_to_remove
 from compression_tool.prune_module.latency_search import LatencyGoal, Measured, NoFasterSchedule, choose
 from compression_tool.prune_module.latency_table import (GroupLatency, LatencyTable, disjoint_sets,
-                                                        measure_latency_table, thinned_copy, width_grid)
+                                                        measure_latency_table, Thinner, width_grid)
 from compression_tool.prune_module.runtimes import Deployment, LayerTimes, Runner, RuntimeName, fold_into_layers
 from compression_tool.pruning_analysis_tools.frontier import pareto, plot_frontier
 from helpers import randomize
@@ -85,7 +85,7 @@ def test_table_predicts_thinned_models_exactly_and_is_cached(stub_runtime, tmp_p
     assert all(not set(touched[a]) & set(touched[b]) for s in disjoint_sets(touched) for a in s for b in s if a != b)
     widths = {g.param: grid_w[-1] for g, grid_w in zip(graph.groups, [width_grid(g, 0.9) for g in graph.groups])}
     widths[graph.groups[0].param] = 8  # an odd step of the first group beside a narrow second one
-    thinned = thinned_copy(model, SIZE, graph, widths)
+    thinned = Thinner(model, SIZE, graph).cut(widths)
     assert table.predict(widths) == pytest.approx(stub_total(thinned))
     # the cache: a second measurement reads the file, even with the runtime gone
     assert len(list(tmp_path.glob("chain_torch-fp32_*.json"))) == 1
