@@ -18,6 +18,7 @@ LEVELS=${LEVELS:-0.0,0.3,0.6}
 RUNTIME=${RUNTIME:-openvino-int8}                                # where the model will run: latency is measured there
 SCHEDULE_TARGET=${SCHEDULE_TARGET:---max_accuracy_drop 1.0}      # or --target_latency_ratio 0.7, --target_macs_ratio 0.5, ...
 LATENCY_STEPS=${LATENCY_STEPS:-16}                               # widths measured per layer group: k/16 of its width
+LATENCY_REPEATS=${LATENCY_REPEATS:-15}                           # timed runs per latency measurement (medians)
 REPAIR_IMAGES=${REPAIR_IMAGES:-64}                               # repair inside the analysis and the candidate scoring
 PRUNE_REPAIR_IMAGES=${PRUNE_REPAIR_IMAGES:-200}                  # repair of the model that is kept: all of $TRAIN
 EPOCHS=${EPOCHS:-6}
@@ -45,6 +46,7 @@ CSV=$(ls "$RUN"/sensitivity_${MODEL}_*.csv)
 
 echo "== [$(elapsed)] 2/6 schedule: $SCHEDULE_TARGET in $RUNTIME on this CPU (latency measured there, candidates scored on identities 1-20)"
 $PY pruning_analysis_tools/auto_make_yaml.py --csv "$CSV" --model $MODEL $SCHEDULE_TARGET --runtime $RUNTIME --latency_steps $LATENCY_STEPS \
+    --latency_repeats $LATENCY_REPEATS \
     --output "$RUN/schedule.yaml" --best_model_path $CHECKPOINT --test_root_path $TEST_ROOT \
     --img_list_label_path $CHOICE_PAIRS --train_data_path $TRAIN "${REPAIR[@]}" "${ROUND[@]}" --result_json "$RUN/schedule.json"
 

@@ -197,3 +197,19 @@ def test_frontier_marks_pareto_points_and_plots(tmp_path):
                         "10-fold accuracy", tmp_path / "frontier.png")
     assert png.stat().st_size > 1000
     json.dumps(points)
+
+
+def test_cache_key_names_the_instruction_set_path(monkeypatch, tmp_path):
+    """A table measured on the AVX2 path (caps set) is not read back on the native path, nor the reverse."""
+    from compression_tool.prune_module.latency_table import cache_path, table_key
+
+    deployment = Deployment("openvino-int8")
+    monkeypatch.delenv("OV_CPU_MAX_ISA", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    native = cache_path(tmp_path, table_key("sface", (112, 112), deployment, {"a.weight": [8]}, 15))
+    monkeypatch.setenv("OV_CPU_MAX_ISA", "AVX2")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    capped = cache_path(tmp_path, table_key("sface", (112, 112), deployment, {"a.weight": [8]}, 15))
+    other_threads = cache_path(tmp_path, table_key("sface", (112, 112), Deployment("openvino-int8", threads=2),
+                                                   {"a.weight": [8]}, 15))
+    assert len({native, capped, other_threads}) == 3
