@@ -248,7 +248,7 @@ class RecordIOSet:
     def __init__(self, rec: Path, idx: Path):
         self.records = RecordFile(rec, idx)
         self.keys, identities = face_layout(self.records)
-        if not self.keys:
+        if not len(self.keys):
             raise UserError(f"{rec}: no image records")
         self.identities = identities if identities is not None else _identities_from_property(rec)
 
