@@ -109,7 +109,10 @@ def _meet_latency(path, goal, at, unpruned_predicted) -> Measured:
         return (m.ratio, goal.target_ratio) if goal.target_ratio is not None else (m.measured_ms, goal.target_ms)
 
     aim = goal.target_ratio * unpruned_predicted if goal.target_ratio is not None else goal.target_ms
-    i = first_at(path, aim)
+    if goal.target_ms is not None and unpruned_predicted <= aim:
+        raise NoFasterSchedule(f"the unpruned model already meets {goal.describe()} (predicted "
+                               f"{unpruned_predicted:.2f} ms): deploy it as it is")
+    i = max(1, first_at(path, aim))
     for _ in range(LATENCY_RETRIES + 1):
         m = at(i)
         value, target = target_of(m)
@@ -219,6 +222,9 @@ def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fr
     from .graph import ChannelGraph
     from .latency_table import measure_latency_table, width_grid
 
+    if goal.max_accuracy_drop is not None and evaluator is None:
+        raise UserError("--max_accuracy_drop needs the model and pairs to measure on (--best_model_path, "
+                        "--img_list_label_path)")
     graph = ChannelGraph(model, input_size)
     unknown = [p for p in damage if p not in graph.by_param]
     if unknown:
@@ -228,9 +234,6 @@ def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fr
                                   progress)
     path = greedy_path(table, damage, max_fraction)
     baseline = evaluator(model)["headline"] if evaluator is not None else None
-    if goal.max_accuracy_drop is not None and baseline is None:
-        raise UserError("--max_accuracy_drop needs the model and pairs to measure on (--best_model_path, "
-                        "--img_list_label_path)")
     floor = baseline - goal.max_accuracy_drop / 100 if goal.max_accuracy_drop is not None else None
     full = {p: table.groups[p].full for p in damage}
     measurer = PathMeasurer(model=model, input_size=input_size, path=path, full=full, deployment=goal.deployment,

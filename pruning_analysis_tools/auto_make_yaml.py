@@ -199,7 +199,9 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
                                        progress=False) if config.checkpoint else None)
     needed = max(config.bn_recalibrate, config.reconstruct)
     images = sample_images(config.train_root, loaded.spec, max(needed, 64)) if config.checkpoint else None
-    repair = Repair(images[:needed] if needed else None, config.reconstruct, config.bn_recalibrate)
+    # without weights only the time is measured: nothing to repair
+    repair = Repair(images[:needed], config.reconstruct, config.bn_recalibrate) if needed and images is not None \
+        else Repair()
     damage = {layer: curves.damage(layer) for layer in layers}
     plan = plan_for_latency(
         model=loaded.model, model_name=config.model, input_size=size, damage=damage,

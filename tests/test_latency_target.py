@@ -1,6 +1,7 @@
 """Latency targets: the latency table (measured through a stubbed runtime whose cost is known), the width rule,
 the greedy allocation, the choice along the path, the schedule's exact widths, and the report's frontier."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -213,3 +214,50 @@ def test_cache_key_names_the_instruction_set_path(monkeypatch, tmp_path):
     other_threads = cache_path(tmp_path, table_key("sface", (112, 112), Deployment("openvino-int8", threads=2),
                                                    {"a.weight": [8]}, 15))
     assert len({native, capped, other_threads}) == 3
+
+
+def test_cli_accuracy_floor_writes_exact_widths_and_names_predicted_and_measured(tmp_path):
+    """The wiring, on the compatibility fixture's model and pairs, timed in eager torch."""
+    from tests.cli import ORL, read_json, run_in_process
+    from tests.fixtures.make_fixtures import HERE, MODEL
+
+    out = tmp_path / "s.yaml"
+    proc = run_in_process("--csv", HERE / "sensitivity.csv", "--model", MODEL, "--runtime", "torch-fp32",
+                          "--best_model_path", HERE / "inception_weights.pth", "--test_root_path", ORL,
+                          "--img_list_label_path", HERE / "pairs.txt", "--max_accuracy_drop", 100,
+                          "--latency_steps", 4, "--latency_repeats", 3, "--latency_cache", tmp_path / "cache",
+                          "--output", out, "--result_json", tmp_path / "r.json",
+                          script="pruning_analysis_tools/auto_make_yaml.py")
+    assert proc.returncode == 0, proc.stderr
+    result = read_json(tmp_path / "r.json")
+    assert result["deployment"] == {"runtime": "torch-fp32", "threads": 1, "batch": 1}
+    chosen = [c for c in result["candidates"] if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["measured_ms"] == result["measured_ms"] < chosen[0]["unpruned_ms"]
+    assert all(Path(c["file"]).is_file() for c in result["candidates"])
+    assert "predicted" in out.read_text() and read_schedule(out) == result["ratios"]
+    assert list((tmp_path / "cache").glob("*.json"))
+
+
+def test_a_latency_target_the_unpruned_model_meets_writes_nothing(tmp_path):
+    from tests.cli import run_in_process
+    from tests.fixtures.make_fixtures import HERE, MODEL
+
+    proc = run_in_process("--csv", HERE / "sensitivity.csv", "--model", MODEL, "--runtime", "torch-fp32",
+                          "--target_latency_ms", 1e6, "--latency_steps", 2, "--latency_repeats", 1,
+                          "--latency_cache", tmp_path, "--output", tmp_path / "s.yaml",
+                          script="pruning_analysis_tools/auto_make_yaml.py")
+    assert proc.returncode == 3 and "already meets" in proc.stderr and not (tmp_path / "s.yaml").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--max_accuracy_drop", "1"), "--max_accuracy_drop needs the model and pairs"),
+    (("--target_latency_ratio", "0.8", "--target_macs_ratio", "0.5"), "give one kind of target"),
+    (("--target_latency_ratio", "0"), "--target_latency_ratio 0.0: must be in (0, 1]")])
+def test_cli_latency_mistakes_are_one_line(tmp_path, flags, message):
+    from tests.cli import one_line_error, run_in_process
+    from tests.fixtures.make_fixtures import HERE, MODEL
+
+    proc = run_in_process("--csv", HERE / "sensitivity.csv", "--model", MODEL, "--runtime", "torch-fp32",
+                          "--latency_steps", 2, "--latency_repeats", 1, "--latency_cache", tmp_path,
+                          "--output", tmp_path / "s.yaml", *flags, script="pruning_analysis_tools/auto_make_yaml.py")
+    assert message in one_line_error(proc) and not (tmp_path / "s.yaml").exists()
