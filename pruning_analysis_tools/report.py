@@ -230,6 +230,7 @@ def render(data: dict, out: Path):
                 "", "Every variant and every schedule the latency search measured, scored on these pairs and timed "
                 "side by side in the runtime (float models in its float twin).", "", frontier_table(frontier), "",
                 f"![accuracy against latency]({name})"]
+        print(f"accuracy against latency in {d['runtime']}:\n{frontier_table(frontier)}")
     if data["csv"]:
         pngs = plot_curves(read_curves(data["csv"]), out / "sensitivity")
         doc += ["", f"## Sensitivity curves (`{data['csv']}`)", ""]
