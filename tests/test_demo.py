@@ -23,7 +23,7 @@ def test_demo_pipeline_on_a_tiny_configuration(tmp_path):
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PY=sys.executable, RUN=str(run), LEVELS="0.0,0.5", EPOCHS="1",
                REPAIR_IMAGES="8", PRUNE_REPAIR_IMAGES="8", TRAIN_BATCH="8", LATENCY_BATCHES="1", TRAIN=str(train),
-               SCHEDULE_TARGET="--target_latency_ratio 0.9", LATENCY_STEPS="2", LATENCY_REPEATS="5",
+               SCHEDULE_TARGET="--target_latency_ratio 0.95", LATENCY_STEPS="2", LATENCY_REPEATS="5",
                CHOICE_PAIRS=str(head_of(ORL / "pair_list/orl_train_pairs.txt", tmp_path / "choice.txt", 24)),
                FINAL_PAIRS=str(head_of(ORL / "pair_list/orl_heldout_pairs.txt", tmp_path / "final.txt", 24)))
     proc = subprocess.run(["bash", str(ROOT / "demo.sh")], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -40,7 +40,7 @@ def test_demo_pipeline_on_a_tiny_configuration(tmp_path):
     assert report["variants"][4]["macs"] == report["variants"][3]["macs"] < report["variants"][0]["macs"]
     # the schedule meets its latency target as measured in the search, and the report's frontier shows it
     schedule = read_json(run / "schedule.json")
-    assert schedule["latency_ratio"] <= 0.9 and schedule["deployment"]["runtime"] == "openvino-int8"
+    assert schedule["latency_ratio"] <= 0.95 and schedule["deployment"]["runtime"] == "openvino-int8"
     points = report["frontiers"][0]["points"]
     assert [p["kind"] for p in points].count("chosen") == 1 and any(p["pareto"] for p in points)
     # the reloaded INT8 checkpoint scores what the quantization step measured on the same pairs
