@@ -196,7 +196,8 @@ def measure_latency_table(model: nn.Module, input_size, graph: ChannelGraph, dep
         for k in range(max(len(grid[p]) for p in members)):
             widths = {p: grid[p][k] for p in members if k < len(grid[p])}
             thinned = prepare(thinner.cut(widths), input_size, deployment)
-            base, times = median_layer_times([unpruned, thinned], input_size, deployment.batch, repeats)
+            # profiled inferences are cheap beside building a copy: twice the repeats, for steadier ratios
+            base, times = median_layer_times([unpruned, thinned], input_size, deployment.batch, 2 * repeats)
             bases.append(base)
             for param, width in widths.items():
                 groups[param].ratios[width] = [times.layers[i] / max(base.layers[i], 1e-6)

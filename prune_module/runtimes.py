@@ -155,19 +155,25 @@ def _openvino_fp32(model, input_size, deployment, calibration=None):
                           deployment.threads, "fp32")
 
 
-def latency_quantize(ov_model, calibration: torch.Tensor):
-    """NNCF's default post-training quantization (the MIXED preset, as `--mode quantization` starts from)."""
+def latency_quantize(ov_model, calibration: torch.Tensor | None, input_size):
+    """NNCF's default post-training quantization (the MIXED preset, as `--mode quantization` starts from). Without
+    calibration images the model is only timed: kernels depend on widths, not values, so two random images
+    and no bias correction (which changes biases, not the graph) time the same."""
     import logging
 
     import nncf
     import rich
 
     nncf.set_log_level(logging.ERROR)
+    timing_only = calibration is None
+    if timing_only:
+        calibration = torch.rand(2, 3, *input_size, generator=torch.Generator().manual_seed(0)) * 255
+    advanced = nncf.AdvancedQuantizationParameters(disable_bias_correction=timing_only)
     items = [calibration[i:i + 1].numpy() for i in range(len(calibration))]
     console = rich.get_console()  # NNCF draws its progress bars there: one per model would bury our own
     quiet, console.quiet = console.quiet, True
     try:
-        return nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items))
+        return nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items), advanced_parameters=advanced)
     finally:
         console.quiet = quiet
 
@@ -175,9 +181,7 @@ def latency_quantize(ov_model, calibration: torch.Tensor):
 def _openvino_int8(model, input_size, deployment, calibration=None):
     from compression_tool.commen_utils.openvino_io import to_openvino
 
-    if calibration is None:  # kernels depend on widths, not values: random pixels time the same
-        calibration = torch.rand(2, 3, *input_size, generator=torch.Generator().manual_seed(0)) * 255
-    quantized = latency_quantize(to_openvino(model, input_size), calibration)
+    quantized = latency_quantize(to_openvino(model, input_size), calibration, input_size)
     return OpenVinoRunner(model, quantized, (deployment.batch, 3, *input_size), deployment.threads, "int8")
 
 
