@@ -15,7 +15,8 @@ from compression_tool.data.pack import encode_jpeg, pack_image_folder, pack_pair
 from compression_tool.dataloader import TrainImages, make_loader, sample_images, training_set
 from compression_tool.model_define import InputSpec
 from compression_tool.model_define.loading import load_model
-from compression_tool.test_module.evaluate import make_evaluator
+from compression_tool.pruning_analysis_tools.report import ReportConfig, build_report
+from compression_tool.test_module.evaluate import EvaluationConfig, make_evaluator
 from compression_tool.test_module.metrics import insightface_metrics
 from tests.cli import ORL, one_line_error, read_json, run_in_process, subset_pairs
 
@@ -159,10 +160,10 @@ def test_several_sets_with_insightface_protocol_one_row_each(tmp_path):
     sets = read_json(tmp_path / "r.json")["sets"]
     assert list(sets) == ["a", "b"] and sets["a"] == sets["b"] and sets["a"]["protocol"] == "insightface"
     assert "| a | 10 |" in proc.stdout and "| b | 10 |" in proc.stdout and "VAL@FAR" in proc.stdout
-    proc = run_in_process("--variant", "pruned=tests/fixtures/pruned_inception.pt", "--test_root_path", tmp_path,
-                          "--val_targets", f"a,{tmp_path / 'b.bin'}", "--train_data_path", tmp_path / "none",
-                          "--output_dir", tmp_path / "report", script="pruning_analysis_tools/report.py")
-    assert proc.returncode == 0, proc.stderr
+    # report.py as a library call: its main() tunes the allocator of the process it runs in
+    evaluation = EvaluationConfig("lfw", str(tmp_path), None, val_targets=("a", str(tmp_path / "b.bin")))
+    build_report(ReportConfig(variants=(("pruned", "tests/fixtures/pruned_inception.pt"),), evaluation=evaluation,
+                              output_dir=str(tmp_path / "report"), train_root=str(tmp_path / "none")))
     report = (tmp_path / "report/report.md").read_text()
     assert "## Every set" in report and "| pruned | a | 10 |" in report and "| pruned | b | 10 |" in report
 
