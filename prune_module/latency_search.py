@@ -188,8 +188,9 @@ class PathMeasurer:
         pruned = copy.deepcopy(self.model)
         prune_and_repair(pruned, self.input_size, ratios_for(point.widths, self.full), repair=self.repair)
         runner = prepare(pruned, self.input_size, self.deployment, self.calibration)
-        unpruned_ms, ms = side_by_side_ms([self.unpruned, runner], self.input_size, self.deployment.batch,
-                                          self.repeats)
+        # a model compiled long ago times slower than one just compiled: both fresh
+        unpruned_ms, ms = side_by_side_ms([self.unpruned.recompiled(), runner], self.input_size,
+                                          self.deployment.batch, self.repeats)
         accuracy = self.evaluator(runner.evaluable())["headline"] if self.evaluator else None
         file = self._save(runner, f"point_{i:03d}", pruned)
         m = Measured(i, dict(point.widths), point.predicted_ms, ms, unpruned_ms, accuracy,

@@ -197,7 +197,9 @@ def measure_latency_table(model: nn.Module, input_size, graph: ChannelGraph, dep
             widths = {p: grid[p][k] for p in members if k < len(grid[p])}
             thinned = prepare(thinner.cut(widths), input_size, deployment)
             # profiled inferences are cheap beside building a copy: twice the repeats, for steadier ratios
-            base, times = median_layer_times([unpruned, thinned], input_size, deployment.batch, 2 * repeats)
+            # a model compiled long ago times slower than one just compiled: both fresh
+            base, times = median_layer_times([unpruned.recompiled(), thinned], input_size, deployment.batch,
+                                             2 * repeats)
             bases.append(base)
             for param, width in widths.items():
                 groups[param].ratios[width] = [times.layers[i] / max(base.layers[i], 1e-6)

@@ -66,6 +66,10 @@ class Runner:
         """The same model, callable on any batch size (what the evaluators need)."""
         return self.source
 
+    def recompiled(self) -> "Runner":
+        """The same model freshly compiled, timed as a model just built is (for runtimes that compile)."""
+        return self
+
     def save(self, stem: Path, info: dict) -> Path:
         """The model as a file `--mode test` and report.py read back; `info`: arch, keep, input_size,
         embedding_size."""
@@ -119,6 +123,7 @@ class OpenVinoRunner(Runner):
         from compression_tool.commen_utils.openvino_io import CPU_CONFIG
 
         self.source, self.precision, self.layers = source, precision, layer_count(source)
+        self.shape, self.threads = shape, threads
 
         model = ov_model.clone()
         model.reshape(list(shape))
@@ -126,6 +131,9 @@ class OpenVinoRunner(Runner):
                   "NUM_STREAMS": 1, "PERF_COUNT": True}
         self.ov_model = ov_model
         self.request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
+
+    def recompiled(self):
+        return OpenVinoRunner(self.source, self.ov_model, self.shape, self.threads, self.precision)
 
     def evaluable(self):
         from compression_tool.commen_utils.openvino_io import OpenVinoModel
