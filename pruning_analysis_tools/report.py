@@ -146,9 +146,9 @@ ORIGINAL_INT8 = "original INT8"
 
 def with_original_int8(variants: list, budgets: list, train_root) -> list:
     """The variants with an "original INT8" row after the first (the unpruned model): the unpruned model a
-    latency search quantized for its runtime when there is one, else the first variant quantized here
-    (OpenVINO + NNCF's defaults on 64 images of `train_root`), so that every pruned row can be compared with
-    what INT8 alone gives. Left out (with a note) where neither is possible."""
+    latency search quantized for its runtime when there is one, else the first variant, when it is an unpruned
+    float model, quantized here (OpenVINO + NNCF's defaults on 64 images of `train_root`), so that every pruned
+    row can be compared with what INT8 alone gives. Left out (with a note) where neither is possible."""
     from dataclasses import replace
 
     from compression_tool.model_define.loading import load_model
@@ -160,8 +160,8 @@ def with_original_int8(variants: list, budgets: list, train_root) -> list:
                 and b.get("unpruned_file")]
     if searched:
         return [variants[0], (ORIGINAL_INT8, searched[0], load_model(checkpoint=searched[0])), *variants[1:]]
-    if not isinstance(first.model, torch.nn.Module) or first.precision != "fp32":
-        return variants
+    if not isinstance(first.model, torch.nn.Module) or first.precision != "fp32" or first.keep:
+        return variants  # the first variant is not an unpruned float model
     from compression_tool.commen_utils import openvino_io
     from compression_tool.dataloader import sample_images
     from compression_tool.prune_module.runtimes import Deployment, prepare
