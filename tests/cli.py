@@ -31,6 +31,11 @@ def run_in_process(*args, script="main.py"):
     subprocess would give (exit code, stdout, stderr) without paying for a new interpreter and torch."""
     module = importlib.import_module("compression_tool." + script.removesuffix(".py").replace("/", "."))
     out, err = io.StringIO(), io.StringIO()
+    # the CLIs tune glibc malloc to never give memory back: right for one run, not for a test worker that
+    # runs many, whose memory would only grow
+    tuned = getattr(module, "reuse_freed_memory", None)
+    if tuned is not None:
+        module.reuse_freed_memory = lambda: False
     with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         warnings.resetwarnings()
         for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
@@ -39,6 +44,9 @@ def run_in_process(*args, script="main.py"):
             code = module.main([str(a) for a in args])
         except SystemExit as e:  # argparse's own errors
             code = e.code
+        finally:
+            if tuned is not None:
+                module.reuse_freed_memory = tuned
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
