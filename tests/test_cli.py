@@ -27,7 +27,7 @@ def test_errors_are_one_line(tmp_path):
         run_cli("--mode", "summary", "--model", "sface", "--best_model_path", "nope.pth", check=False))
     assert "--fpgm and --hrank are two rankings" in one_line_error(
         run_cli("--mode", "sa", "--model", "sface", "--fpgm", "--hrank", check=False))
-    assert "--test_root_path is required" in one_line_error(
+    assert "--img_list_label_path is required" in one_line_error(
         run_cli("--mode", "test", "--model", "sface", "--device", "cpu", check=False))
 
 
