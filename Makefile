@@ -21,12 +21,8 @@ data: setup
 demo: data
 	bash demo.sh
 
-# Two workers (CI has 2 cores); a test file stays on one worker, so its module fixtures are built once.
-# The files that convert foreign graphs (ONNX import, untraceable models) run in a process of their own after
-# the rest: in a long-lived xdist worker, after many other files, a worker died during or just after them
-# (cause not found yet); alone they pass.
-APART := tests/test_untraceable_models.py tests/test_onnx_import.py
-PYTEST := $(PY) -m pytest -q -n 2 --dist loadfile $(addprefix --ignore=,$(APART)) tests && $(PY) -m pytest -q $(APART)
+# One fresh pytest process per test file, two at a time (CI has 2 cores): see tests/run_suite.py for why.
+PYTEST := $(PY) tests/run_suite.py --jobs 2
 
 test: data
 	$(PYTEST)

@@ -163,11 +163,14 @@ def test_ctrl_c_says_what_was_saved(fast_csv, tmp_path):
     import time
     pairs, _ = fast_csv
     out = tmp_path / "run"
-    # As started from a terminal: a test run in the background would hand SIGINT down ignored.
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *map(str, sa_args(pairs, out))], cwd=ROOT,
+    # As started from a terminal: a test run in the background hands SIGINT down ignored, and Python then installs
+    # no KeyboardInterrupt handler. The child installs it itself (preexec_fn may deadlock a threaded parent's fork).
+    as_from_a_terminal = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                          "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", as_from_a_terminal, str(ROOT / "main.py"),
+                             *map(str, sa_args(pairs, out))], cwd=ROOT,
                             env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (list(out.glob("*.csv")) and next(out.glob("*.csv")).read_text().count("\n") >= 4):
         assert time.time() < deadline and proc.poll() is None, "the analysis never wrote 3 rows"
