@@ -27,7 +27,7 @@ from compression_tool.prune_module.thinning import Thinned, prune_and_repair
 @dataclass(frozen=True)
 class PruneConfig:
     """`--mode prune`: which schedule, how channels are ranked, the repair after thinning, where outputs go."""
-    schedule_path: str
+    schedule_path: str = "yaml_file/auto_yaml.yaml"
     criterion: str = "l1"
     round_to: int = 1
     reconstruct: int = 0
@@ -105,6 +105,7 @@ def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=No
         path = save_checkpoint(checkpoint, model, loaded.arch, keep=keep, input_size=size,
                                embedding_size=loaded.embedding_size, overwrite=config.overwrite,
                                metadata={"schedule": str(config.schedule_path), "criterion": criterion,
+                                         "pruned_from": loaded.pruned_from or loaded.checkpoint,
                                          "bn_recalibration_images": config.bn_recalibrate,
                                          "reconstruction_images": config.reconstruct})
         result["checkpoint"] = str(path)

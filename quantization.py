@@ -33,7 +33,7 @@ from compression_tool.quant_module.backends import (Int8Job, backend_named, back
 from compression_tool.quant_module.config import QuantizationConfig
 from compression_tool.quant_module.selection import candidate_rows, candidate_table, fastest_accurate, measure
 
-__all__ = ["QuantizationConfig", "QuantizationResult", "check_config", "default_backend", "run_quantization"]
+__all__ = ["QuantizationConfig", "QuantizationResult", "default_backend", "run_quantization"]
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,6 @@ class QuantizationResult(ModeResult):
         return flat
 
 
-def check_config(config: QuantizationConfig) -> None:
-    if config.max_cosine_drop is not None and not (0 < config.max_cosine_drop < 1):
-        raise UserError(f"--max_cosine_drop {config.max_cosine_drop}: expected a value in (0, 1), e.g. 0.002")
-    check_backends(config)
 
 
 class HalfPrecision(nn.Module):
@@ -97,7 +93,7 @@ def run_quantization(config: QuantizationConfig, loaded, evaluator, calibration:
                      validation: torch.Tensor) -> QuantizationResult:
     """FP32 vs INT8 (and fp16) on the pair list; saves every variant. `validation` (training images) decides
     between settings and backends."""
-    check_config(config)
+    check_backends(config)
     fp32 = loaded.model.cpu().eval()
     odd = [f"{name} ({m.out_channels})" for name, m in fp32.named_modules()
            if isinstance(m, nn.Conv2d) and m.out_channels % 8]

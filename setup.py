@@ -8,7 +8,7 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 PACKAGE = "compression_tool"
-FOLDERS = ["commen_utils", "data", "model_define", "prune_module", "pruning_analysis_tools", "quant_module",
+FOLDERS = ["commen_utils", "data", "model_define", "modes", "prune_module", "pruning_analysis_tools", "quant_module",
            "test_module", "train_module"]
 
 requirements_file = Path(__file__).with_name("requirements.txt")

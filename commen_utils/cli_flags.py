@@ -2,12 +2,61 @@
 defined once so that their names, choices and defaults cannot drift apart, and the one place where
 the evaluation flags become plain settings."""
 import argparse
+from pathlib import Path
 from typing import Any, Mapping
+
+import yaml
 
 # lfw: 10-fold accuracy; insightface: arcface_torch's protocol; company: TPR@FPR (company_zkx is the original's
 # alias); classification: liveness
 DATA_SOURCES = ("lfw", "insightface", "company", "company_zkx", "classification")
 DEFAULT_TRAIN_DATA = "data/train_data/orl_s1-20"
+
+
+# Flags that say where this run's figures go or how it was started, not how it computes them: left out of the
+# settings written beside the result, so that a run started from that file writes the same figures.
+NOT_SETTINGS = ("config", "result_json", "debug")
+
+
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE.yaml", help="flag values from a YAML file, keys named as the "
+                        "flags without '--' (the 'config' of a --result_json is one); flags given here override it")
+
+
+def _config_defaults(parser: argparse.ArgumentParser, path: str) -> dict:
+    def refuse(message):  # one line, as every other mistake (argparse's own errors add a usage line)
+        parser.exit(2, f"error: --config {path}: {message}\n")
+
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        refuse(f"cannot be read as YAML ({type(e).__name__}: {str(e).splitlines()[0]})")
+    if not isinstance(values, dict):
+        refuse("expected a mapping of flag names to values, e.g. 'mode: test'")
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    for key, value in values.items():
+        action = actions.get(str(key).lstrip("-").replace("-", "_"))
+        if action is None:
+            refuse(f"'{key}' is not a flag of {parser.prog}")
+        if action.choices is not None and value is not None and value not in action.choices:
+            refuse(f"{key}: '{value}' is not one of {', '.join(map(str, action.choices))}")
+        action.required = False  # given by the file
+    return {str(k).lstrip("-").replace("-", "_"): v for k, v in values.items()}
+
+
+def parse_flags(parser: argparse.ArgumentParser, argv: list | None = None) -> argparse.Namespace:
+    """parse_args, with the values of `--config FILE.yaml` as the defaults that the command line overrides."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--config")
+    config = early.parse_known_args(argv)[0].config
+    if config:
+        parser.set_defaults(**_config_defaults(parser, config))
+    return parser.parse_args(argv)
+
+
+def settings_of(flags: argparse.Namespace) -> dict:
+    """The flags a run was computed with, as a --config file takes them back."""
+    return {k: v for k, v in sorted(vars(flags).items()) if k not in NOT_SETTINGS}
 
 
 def add_pair_list_flags(group: argparse._ActionsContainer, required: bool = False,

@@ -21,6 +21,8 @@ class LoadedModel:
     keep: dict = None
     task: str = "verification"
     precision: str = "fp32"  # int8: the model runs quantized kernels; its float layout is create_model(arch, keep)
+    checkpoint: str | None = None  # the file the weights came from
+    pruned_from: str | None = None  # a --mode prune checkpoint's: the checkpoint it was pruned from
 
 
 def parse_size(text: str | tuple | None) -> tuple | None:
@@ -64,7 +66,8 @@ def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input
         load_weights(model, state_dict, source=str(checkpoint))
     spec = input_spec(get_entry(preprocessing_of) if preprocessing_of else entry, size, preprocess)
     return LoadedModel(model.to(device).eval(), arch, spec, size, embedding, info.get("keep"), entry.task,
-                       settings.get("precision", "fp32"))
+                       settings.get("precision", "fp32"), str(Path(checkpoint).resolve()) if checkpoint else None,
+                       settings.get("pruned_from"))
 
 
 def input_spec(entry: ModelEntry, size: tuple, preprocess: dict | None) -> InputSpec:

@@ -4,9 +4,10 @@ from dataclasses import replace
 import pytest
 
 from compression_tool.commen_utils.errors import UserError
-from compression_tool.quantization import QuantizationConfig, check_config, output_names
+from compression_tool.quantization import QuantizationConfig, output_names
 from compression_tool.quant_module.backends import (BACKENDS, Int8Backend, backend_choices, backend_named,
-                                                    backends_to_run, default_backend, register_backend)
+                                                    backends_to_run, check_backends, default_backend,
+                                                    register_backend)
 
 
 def names(config):
@@ -30,12 +31,18 @@ def test_every_value_selects_its_backend_and_the_portable_onnx_always_runs():
      "--prelu integer applies to the torch backend (torch, x86, fbgemm), not to onnxruntime"),
     (QuantizationConfig(backend="x86", max_cosine_drop=0.01),
      "--max_cosine_drop applies to the openvino backend, not to x86"),
-    (QuantizationConfig(backend="torch", max_cosine_drop=2.0), "--max_cosine_drop 2.0: expected a value in (0, 1)"),
 ])
 def test_conflicting_settings_are_one_line_errors(config, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        check_config(config)
-    check_config(QuantizationConfig(backend="auto", prelu="integer", max_cosine_drop=0.01))  # auto runs both
+        check_backends(config)
+    check_backends(QuantizationConfig(backend="auto", prelu="integer", max_cosine_drop=0.01))  # auto runs both
+
+
+def test_a_setting_out_of_range_is_refused_when_the_config_is_built():
+    with pytest.raises(UserError, match=r"--max_cosine_drop 2.0: expected a value in \(0, 1\)"):
+        QuantizationConfig(backend="torch", max_cosine_drop=2.0)
+    with pytest.raises(UserError, match="--observer mean: choose one of histogram, minmax, percentile"):
+        QuantizationConfig(observer="mean")
 
 
 def test_a_registered_backend_is_offered_and_preferred_only_where_it_runs():
@@ -45,7 +52,7 @@ def test_a_registered_backend_is_offered_and_preferred_only_where_it_runs():
     try:
         assert "fake" in backend_choices() and default_backend() == "openvino"
         with pytest.raises(UserError, match="--quant_backend fake: pip install fake-runtime"):
-            check_config(QuantizationConfig(backend="fake"))
+            check_backends(QuantizationConfig(backend="fake"))
         assert "fake" not in names(QuantizationConfig(backend="auto"))
     finally:
         del BACKENDS["fake"]
@@ -58,6 +65,6 @@ def test_without_openvino_the_default_is_onnxruntime_not_the_deprecated_torch_fl
         assert default_backend() == "onnxruntime"
         assert names(QuantizationConfig(backend="auto")) == ["onnxruntime", "torch"]
         with pytest.raises(UserError, match="--quant_backend openvino: openvino and nncf are not installed"):
-            check_config(QuantizationConfig(backend="openvino"))
+            check_backends(QuantizationConfig(backend="openvino"))
     finally:
         BACKENDS["openvino"] = openvino

@@ -68,11 +68,11 @@ def test_user_model_prunes_and_reloads(tmp_path):
 
 
 def test_criteria_registry_is_what_the_cli_offers_and_refuses_other_names():
-    from compression_tool import main
     from compression_tool.commen_utils.errors import UserError
+    from compression_tool.modes import shared
     from compression_tool.prune_module.criteria import CRITERIA, make_criterion
 
-    assert tuple(CRITERIA) == main.CRITERIA
+    assert tuple(CRITERIA) == shared.CRITERIA
     assert [make_criterion(name).name for name in CRITERIA] == list(CRITERIA)
     with pytest.raises(UserError, match="criterion l2: choose one of l1, fpgm, hrank"):
         make_criterion("l2")

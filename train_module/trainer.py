@@ -23,41 +23,14 @@ from compression_tool.commen_utils.checkpoint import load_checkpoint, save_check
 from compression_tool.commen_utils.distributed import distributed_context, local_device
 from compression_tool.commen_utils.errors import UserError
 from compression_tool.commen_utils.hooks import layer_outputs
-from compression_tool.commen_utils.results import ModeResult
+from compression_tool.commen_utils.results import ModeResult, plain_data
 from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.dataloader import TrainImages, make_loader, training_set
 from compression_tool.test_module.evaluate import hidden
 
+from .config import FineTuneConfig, Head, LRSchedule
 from .heads import HEADS, embedding_distillation, similarity_distillation
 from .plots import plot_history
-
-
-@dataclass(frozen=True)
-class FineTuneConfig:
-    epochs: int = 30
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    milestones: tuple = (12, 15, 18)
-    lr_schedule: str = "step"  # a name in LR_SCHEDULES
-    warmup_epochs: float = 0.0
-    batch_size: int = 64
-    head: str = "arcface"  # or "cosface", or "none" for distillation alone
-    margin_s: float = 64.0
-    margin_m: float = None  # the head's own default
-    kd_weight: float = 0.0
-    seed: int = 0
-    shift: int = 8  # pixels of random translation
-    scale_jitter: float = 0.0  # random zoom by up to this fraction
-    brightness_jitter: float = 0.0  # random brightness factor within 1 ± this
-    freeze_bn_stats: bool = False  # keep BN running statistics as they are (e.g. re-estimated after pruning)
-    mixup: float = 0.0  # Beta(a, a) blends of two training images, distillation only: the teacher sees the blend
-    # weight of similarity-preserving distillation at every BatchNorm2d output the student shares (by name)
-    # with the teacher
-    feature_kd: float = 0.0
-    # best.pt competes among the trained epochs only: after a least-squares repair on the very images the
-    # choice pairs are made of, the start scores high there for no reason that carries to other identities
-    best_of_trained: bool = False
 
 
 def step_decay(config: FineTuneConfig, epoch: float) -> float:
@@ -71,7 +44,7 @@ def cosine_decay(config: FineTuneConfig, epoch: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(epoch, config.epochs) / config.epochs))
 
 
-LR_SCHEDULES = {"step": step_decay, "cosine": cosine_decay}  # --lr_schedule
+LR_SCHEDULES = {LRSchedule.STEP: step_decay, LRSchedule.COSINE: cosine_decay}
 
 
 def learning_rate(config: FineTuneConfig, epoch: float) -> float:
@@ -162,7 +135,7 @@ class FineTune:
         self.loader = make_loader(self.dataset, per_rank, workers, sampler=self.sampler, drop_last=True)
         self.head = None
         torch.manual_seed(config.seed)  # the head's initial centres
-        if config.head != "none":
+        if config.head != Head.NONE:
             kwargs = {"s": config.margin_s, **({"m": config.margin_m} if config.margin_m is not None else {})}
             if images.identities is None:
                 raise UserError(f"{train_root}: the number of identities is unknown (no header record, no property "
@@ -257,14 +230,10 @@ def check_resumed_run(last, info: dict, loaded, config: FineTuneConfig, run_iden
             what = "the model it started from" if key == "start_weights" else "--train_data_path"
             raise UserError(f"{last}: {what} differs ({metadata[key]} there, {value} now)")
     saved = metadata.get("config", {})
-    growable = () if config.lr_schedule == "cosine" else ("epochs",)  # a cosine's shape depends on the epochs
+    growable = () if config.lr_schedule == LRSchedule.COSINE else ("epochs",)  # a cosine's shape depends on the epochs
     for key, value in asdict(config).items():
-        if key not in growable and key in saved and _plain(saved[key]) != _plain(value):
+        if key not in growable and key in saved and plain_data(saved[key]) != plain_data(value):
             raise UserError(f"{last}: a run with {key} {saved[key]}, this command has {value}")
-
-
-def _plain(value):
-    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 @dataclass(frozen=True)
@@ -290,8 +259,7 @@ class FineTuneResult(ModeResult):
 
 
 def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, teacher=None) -> FineTuneResult:
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"--lr_schedule {config.lr_schedule}: choose one of {', '.join(LR_SCHEDULES)}")
+    config = config.with_teacher(teacher is not None)
     resume = Path(run.resume) if run.resume else None
     folder = resume or Path(run.work_path) / time_stamp()
     head_state = None
@@ -340,7 +308,7 @@ def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, te
                     save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": job.epoch, headline: value},
                                     **common)
                 save_checkpoint(folder / "last.pt", job.model, metadata={"train_state": job.state(),
-                                                                          "config": asdict(config), **run_identity},
+                                                                          "config": plain_data(asdict(config)), **run_identity},
                                 **common)
                 write_text(folder / "log.csv", history_csv(job.history, headline))
                 plot_history(job.history, headline, folder / "curves.png")

@@ -1,0 +1,73 @@
+"""Settings as data: a run's --result_json carries the settings it was computed with, and --config takes them
+back (flags override the file)."""
+import importlib
+from dataclasses import replace
+
+import pytest
+import yaml
+
+from compression_tool import main
+
+from cli import ORL, SFACE, one_line_error, read_json, run_in_process, subset_pairs
+
+
+def scored(tmp_path, *extra):
+    pairs = subset_pairs(tmp_path, n=60)
+    return ("--mode", "test", "--model", "sface", "--best_model_path", SFACE, "--test_root_path", ORL,
+            "--img_list_label_path", pairs, "--device", "cpu", "--target_fpr", "1e-2", "--roc_png",
+            tmp_path / "roc.png", *extra)
+
+
+def test_a_run_is_reproduced_from_its_written_config(tmp_path):
+    assert run_in_process(*scored(tmp_path), "--result_json", tmp_path / "a.json").returncode == 0
+    first = read_json(tmp_path / "a.json")
+    config = first["config"]
+    assert config["mode"] == "test" and config["target_fpr"] == [0.01] and "result_json" not in config
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    assert run_in_process("--config", tmp_path / "run.yaml", "--result_json", tmp_path / "b.json").returncode == 0
+    assert read_json(tmp_path / "b.json") == first
+
+
+def test_flags_override_the_config_file(tmp_path):
+    (tmp_path / "run.yaml").write_text("mode: summary\nmodel: mobilefacenet\nembedding_size: 256\ndevice: cpu\n")
+    run_in_process("--config", tmp_path / "run.yaml", "--embedding_size", "128", "--result_json", tmp_path / "s.json")
+    written = read_json(tmp_path / "s.json")
+    assert written["config"]["embedding_size"] == 128 and written["config"]["model"] == "mobilefacenet"
+    assert 0.99e6 <= written["params"] <= 1.01e6  # the 128-wide embedding's parameter count, not the 256-wide
+
+
+def test_config_file_mistakes_are_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    for text, expected in (("mode: test\nno_such_flag: 1\n", "'no_such_flag' is not a flag"),
+                           ("mode: nosuch\n", "mode: 'nosuch' is not one of"),
+                           ("- mode\n", "expected a mapping"),
+                           ("mode: [unclosed\n", "cannot be read as YAML")):
+        bad.write_text(text)
+        assert expected in one_line_error(run_in_process("--config", bad))
+    assert "cannot be read" in one_line_error(run_in_process("--config", tmp_path / "missing.yaml"))
+
+
+@pytest.mark.parametrize("mode, config_class", [("sa", "compression_tool.sensitivity_analysis:SensitivityConfig"),
+                                                 ("prune", "compression_tool.pruning:PruneConfig"),
+                                                 ("quantization", "compression_tool.quant_module.config:QuantizationConfig"),
+                                                 ("finetune", "compression_tool.train_module.config:FineTuneConfig")])
+def test_the_cli_defaults_are_the_configs_defaults(mode, config_class):
+    module, _, name = config_class.partition(":")
+    defaults = getattr(importlib.import_module(module), name)()
+    args = main.build_parser().parse_args(["--mode", mode, "--device", "cpu"])
+    built = importlib.import_module(f"compression_tool.modes.{mode}").config_from(args)
+    if mode == "quantization":  # what only the run knows: the backend available here, the images' folder
+        defaults = replace(defaults, backend=built.backend, calibration_source=args.train_data_path)
+    assert built == defaults
+
+
+def test_a_bad_setting_is_refused_when_the_config_is_built():
+    from compression_tool.commen_utils.errors import UserError
+    from compression_tool.train_module.config import FineTuneConfig
+
+    for bad, message in (({"head": "x"}, "--head x: choose one of auto, arcface, cosface, none"),
+                         ({"lr_schedule": "linear"}, "--lr_schedule linear: choose one of step, cosine"),
+                         ({"scale_jitter": 1.5}, "--scale_jitter 1.5: expected a fraction"),
+                         ({"mixup": 1.0, "head": "arcface"}, "--mixup 1.0: blends have no identity label")):
+        with pytest.raises(UserError, match=message):
+            FineTuneConfig(**bad)
