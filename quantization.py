@@ -22,12 +22,12 @@ import torch.nn.functional as F
 from compression_tool.commen_utils.atomic import staged_files
 from compression_tool.commen_utils.checkpoint import save_checkpoint
 from compression_tool.commen_utils.cpu_isa import read_cpu_isa
-from compression_tool.commen_utils.errors import UserError
 from compression_tool.commen_utils.latency import side_by_side_ms
 from compression_tool.commen_utils.onnx_io import OnnxModel, export_onnx
 from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.commen_utils.torchscript_io import freeze_for_inference, save_torchscript
+from compression_tool.model_define.loading import layout_of
 from compression_tool.quant_module.backends import (Int8Job, backend_named, backends_to_run, by_preference,
                                                     check_backends, default_backend)
 from compression_tool.quant_module.config import QuantizationConfig
@@ -116,8 +116,7 @@ def quantize_and_compare(config, loaded, evaluator, calibration, validation, fp3
     backends = ", ".join(b.name for b in backends_to_run(config))
     print(f"CPU: {isa.describe()}; INT8 backend(s): {backends}; {len(calibration)} calibration "
           f"and {len(validation)} validation images from {config.calibration_source or 'the training folder'}")
-    common = dict(arch=loaded.arch, keep=loaded.keep, input_size=loaded.input_size,
-                  embedding_size=loaded.embedding_size)
+    common = layout_of(loaded)
     save_checkpoint(files["fp32"], fp32, metadata={"precision": "fp32"}, **common)
     export_onnx(fp32, loaded.input_size, files["onnx fp32"])
     variants = {"fp32": fp32, "fp32 folded": freeze_for_inference(fp32, loaded.input_size)}
@@ -146,8 +145,8 @@ def quantize_and_compare(config, loaded, evaluator, calibration, validation, fp3
     else:
         backend = backend_named(config.backend).name
 
-    evaluator.device = "cpu"  # INT8 kernels are CPU kernels; all variants are compared on the same device
-    rows = compare(evaluator, fp32, variants, loaded.input_size, config)
+    # INT8 kernels are CPU kernels; all variants are compared on the same device
+    rows = compare(evaluator.on("cpu"), fp32, variants, loaded.input_size, config)
     for name, row in rows.items():
         if name in files:
             row["size_mb"] = file_size_mb(*[files[n] for n in (name, f"{name} weights") if n in files])

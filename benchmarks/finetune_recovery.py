@@ -28,6 +28,9 @@ from compression_tool.train_module.trainer import FineTuneConfig, FineTuneRun, r
 
 # Each row: what is changed from the trainer's distillation settings of the demo (SGD, BN statistics frozen).
 TECHNIQUES = {
+    # what `--mode finetune` runs with nothing but the required flags (FineTuneConfig(); the teacher is the
+    # checkpoint a --mode prune checkpoint was pruned from): none of the settings below apply
+    "defaults": None,
     "embedding distillation": {},
     "embedding distillation + lr x10": {"lr_scale": 10},
     "embedding distillation + lr x10 + BN statistics trained": {"lr_scale": 10, "freeze_bn_stats": False},
@@ -107,10 +110,13 @@ def main():
             student_path = save_checkpoint(Path(tmp) / f"{start}.pt", pruned, "sface", keep=record_keep(pruned),
                                            input_size=size, embedding_size=loaded.embedding_size)
             for name in args.techniques.split(","):
-                changes = dict(TECHNIQUES[name])
-                lr = base.lr * changes.pop("lr_scale", 1)
-                epochs = base.epochs * changes.pop("epochs_scale", 1)
-                config = replace(base, lr=lr, epochs=epochs, milestones=(max(1, epochs - 2),), **changes)
+                if TECHNIQUES[name] is None:
+                    config = FineTuneConfig()
+                else:
+                    changes = dict(TECHNIQUES[name])
+                    lr = base.lr * changes.pop("lr_scale", 1)
+                    epochs = base.epochs * changes.pop("epochs_scale", 1)
+                    config = replace(base, lr=lr, epochs=epochs, milestones=(max(1, epochs - 2),), **changes)
                 student = load_model(checkpoint=student_path)
                 started = time.perf_counter()
                 result = run_finetune(FineTuneRun(train_root=str(TRAIN), work_path=f"{tmp}/{start}/{name}"),

@@ -22,7 +22,7 @@ import torch
 
 from common import HELDOUT, ORL, SFACE, machine, reuse_memory, timed_cli
 from compression_tool.model_define.loading import load_model
-from compression_tool.sensitivity_analysis import SensitivityAnalysis, parse_levels
+from compression_tool.prune_module.sensitivity import SensitivityAnalysis, parse_levels
 from compression_tool.test_module.evaluate import make_evaluator
 
 

@@ -1,5 +1,5 @@
 """Images fed to a model in batches, on the model's device."""
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -12,3 +12,9 @@ def batches(images: torch.Tensor, batch_size: int, device: torch.device | str) -
 
 def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+@torch.no_grad()
+def outputs_in_batches(model: Callable, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """model(images), batch by batch, as float32: any callable (torch, ONNX Runtime, OpenVINO) on CPU tensors."""
+    return torch.cat([model(batch).float() for batch in batches(images, batch_size, images.device)])

@@ -25,6 +25,11 @@ class LoadedModel:
     pruned_from: str | None = None  # a --mode prune checkpoint's: the checkpoint it was pruned from
 
 
+def layout_of(loaded: LoadedModel) -> dict:
+    """What a checkpoint of this model records so that it rebuilds by itself (save_checkpoint's keywords)."""
+    return dict(arch=loaded.arch, keep=loaded.keep, input_size=loaded.input_size, embedding_size=loaded.embedding_size)
+
+
 def parse_size(text: str | tuple | None) -> tuple | None:
     """'112', '112x112' or '144x122' (HxW) -> (H, W)."""
     if text is None or isinstance(text, tuple):

@@ -112,9 +112,8 @@ def measure(config: ReportConfig) -> dict:
         if evaluator is None:  # images decoded once for every variant
             evaluator, *extra = [evaluator_from_config(config.evaluation, loaded.spec, pair_list,
                                                        target_fprs=TARGET_FPRS, batch_size=16, cache_images=True,
-                                                       progress=False) for _, pair_list in sets]
+                                                       progress=False).on("cpu") for _, pair_list in sets]
             others = dict(zip([name for name, _ in sets[1:]], extra))
-        evaluator.device = "cpu"
         result = evaluator(loaded.model.cpu())
         per_set = {sets[0][0]: result, **{name: e(loaded.model.cpu()) for name, e in others.items()}}
         fpr, tpr, _, auc = result.pop("roc")

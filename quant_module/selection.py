@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from compression_tool.commen_utils.batching import outputs_in_batches
 from compression_tool.commen_utils.latency import side_by_side_ms
 
 # Two timings of the same model differ by a few percent on a busy machine: within this, "not slower".
@@ -37,18 +38,15 @@ class Candidate:
         return math.exp(sum(logs) / len(logs))
 
 
-@torch.no_grad()
 def embedding_cosines(reference: torch.Tensor, model: Callable, images: torch.Tensor,
                       batch_size: int = 32) -> torch.Tensor:
-    out = torch.cat([model(images[i:i + batch_size]).float() for i in range(0, len(images), batch_size)])
-    return F.cosine_similarity(reference, out, dim=1)
+    return F.cosine_similarity(reference, outputs_in_batches(model, images, batch_size), dim=1)
 
 
 def measure(candidates: list, reference_model: Callable, images: torch.Tensor, input_size,
             batches=(1,), repeats: int = 10) -> list:
     """Fill in every candidate's cosine to `reference_model` on `images` and its latency at `batches`."""
-    with torch.no_grad():
-        reference = torch.cat([reference_model(images[i:i + 32]).float() for i in range(0, len(images), 32)])
+    reference = outputs_in_batches(reference_model, images)
     for c in candidates:
         cosine = embedding_cosines(reference, c.model, images)
         c.cosine_min, c.cosine_mean = cosine.min().item(), cosine.mean().item()

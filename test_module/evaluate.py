@@ -1,5 +1,6 @@
 """Embed-and-score drivers: each unique image is decoded and embedded once, then pairs are scored by cosine
 similarity and handed to the metric functions."""
+import copy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,16 +12,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from compression_tool.commen_utils.errors import UserError
+from compression_tool.commen_utils.progress import hidden
 from compression_tool.dataloader import (IMAGE_FILES, ImageDataset, is_verification_bin, make_loader, read_class_list,
                                          read_pairs, to_input)
 from compression_tool.model_define.registry import InputSpec
 
 from . import metrics
-
-def hidden(progress: bool) -> bool | None:
-    """tqdm's `disable`: None shows bars on a terminal only, so that logs and error output stay clean."""
-    return None if progress else True
-
 
 HEADLINE = {"lfw": "accuracy", "insightface": "accuracy", "company": "tpr_at_fpr", "classification": "tpr_at_fpr"}
 
@@ -37,6 +34,12 @@ class Evaluator:
         self.flip = flip or data_source == "insightface"
         self.cache_images, self.progress = cache_images, progress
         self._images = None
+
+    def on(self, device: str) -> "Evaluator":
+        """This evaluator scoring on another device, the decoded images shared; this one is left as it is."""
+        other = copy.copy(self)
+        other.device = device
+        return other
 
     def images(self, flip: bool = False) -> torch.Tensor:
         """All images as one tensor (kept when cache_images: sensitivity analysis re-embeds them often)."""
@@ -103,7 +106,6 @@ class PairEvaluator(Evaluator):
         result = metrics.verification_metrics(scores, self.labels, self.target_fprs)
         if self.data_source == "insightface":
             result.update(metrics.insightface_metrics(scores, self.labels))
-        result["roc"] = metrics.roc(scores, self.labels)
         return with_headline(result, self.data_source, self.target_fprs)
 
 
@@ -116,9 +118,7 @@ class ClassificationEvaluator(Evaluator):
 
     def score(self, logits: torch.Tensor) -> dict:
         scores = torch.softmax(logits, 1)[:, 1].double().numpy()
-        tprs, min_fpr = metrics.tpr_at_fpr(scores, self.labels, self.target_fprs)
-        result = {"tpr_at_fpr": tprs, "min_resolvable_fpr": min_fpr, "auc": metrics.roc(scores, self.labels)[3],
-                  "num_images": len(scores), "roc": metrics.roc(scores, self.labels)}
+        result = {**metrics.tpr_at_fpr(scores, self.labels, self.target_fprs), "num_images": len(scores)}
         return with_headline(result, "classification", self.target_fprs)
 
 

@@ -46,21 +46,22 @@ def roc(scores: np.ndarray, labels: np.ndarray) -> tuple:
     return fpr, tpr, thr, float(roc_auc_score(labels, scores))
 
 
-def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, target_fprs: tuple | list) -> tuple:
-    """{target: best TPR with FPR <= target}. Also returns the lowest non-zero FPR the negatives can resolve
-    (1 / #negatives): a target below it can only be met at FPR 0."""
-    fpr, tpr, _, _ = roc(scores, labels)
-    result = {float(t): float(tpr[fpr <= t].max()) for t in target_fprs}
-    return result, 1.0 / int(np.sum(np.asarray(labels) == 0))
+def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, target_fprs: tuple | list) -> dict:
+    """{target: best TPR with FPR <= target}, the AUC, the lowest non-zero FPR the negatives can resolve
+    (1 / #negatives: a target below it can only be met at FPR 0), and the ROC curve ("roc": fpr, tpr,
+    thresholds, auc) they were read from."""
+    curve = roc(scores, labels)
+    fpr, tpr, _, auc = curve
+    return {"tpr_at_fpr": {float(t): float(tpr[fpr <= t].max()) for t in target_fprs}, "auc": auc,
+            "min_resolvable_fpr": 1.0 / int(np.sum(np.asarray(labels) == 0)), "roc": curve}
 
 
 def verification_metrics(scores: np.ndarray, labels: np.ndarray, target_fprs: tuple | list = (1e-6,),
                          n_folds: int = 10) -> dict:
+    """10-fold accuracy, TPR@FPR, AUC and the ROC curve ("roc") of pair scores."""
     accuracy, accuracy_std, threshold = kfold_accuracy(scores, labels, n_folds)
-    tprs, min_fpr = tpr_at_fpr(scores, labels, target_fprs)
     return {"accuracy": accuracy, "accuracy_std": accuracy_std, "threshold": threshold,
-            "auc": roc(scores, labels)[3], "tpr_at_fpr": tprs, "min_resolvable_fpr": min_fpr,
-            "num_pairs": int(len(labels))}
+            **tpr_at_fpr(scores, labels, target_fprs), "num_pairs": int(len(labels))}
 
 
 def insightface_metrics(scores: np.ndarray, labels: np.ndarray, far_target: float = 1e-3, n_folds: int = 10) -> dict:

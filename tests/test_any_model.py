@@ -142,7 +142,7 @@ def tiny_regnet_and_convnext():
 
 def test_sensitivity_fast_path_equals_naive_on_grouped_convs_and_layernorm(tmp_path):
     from compression_tool.model_define.registry import InputSpec
-    from compression_tool.sensitivity_analysis import SensitivityAnalysis
+    from compression_tool.prune_module.sensitivity import SensitivityAnalysis
     from compression_tool.test_module.evaluate import make_evaluator
     from tests.cli import ORL, subset_pairs
 
@@ -163,7 +163,7 @@ def test_sensitivity_repair_grams_per_group_equal_grams_of_all_groups(tmp_path):
     """With --reconstruct, the grams of every group's refitted layers come from one pass when they fit in
     memory, else group by group: the rows are the same. The k x k branch convs are refitted too."""
     from compression_tool.model_define.registry import InputSpec
-    from compression_tool.sensitivity_analysis import SensitivityAnalysis
+    from compression_tool.prune_module.sensitivity import SensitivityAnalysis
     from compression_tool.test_module.evaluate import make_evaluator
     from tests.cli import ORL, subset_pairs
     from tests.inception_face import build

@@ -9,7 +9,7 @@ from compression_tool.model_define.loading import load_model
 from compression_tool.pruning_analysis_tools.auto_make_yaml import ScheduleConfig, make_schedule
 from compression_tool.pruning_analysis_tools.curves import read_curves
 from compression_tool.prune_module.thinning import prune_model
-from compression_tool.sensitivity_analysis import read_rows
+from compression_tool.prune_module.sensitivity_csv import read_rows
 from tests.fixtures.make_fixtures import HERE, MODEL, fixed_input
 
 PRUNED = HERE / "pruned_inception.pt"

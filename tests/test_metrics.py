@@ -30,9 +30,11 @@ def test_kfold_accuracy_hand_computed():
 def test_tpr_at_fpr_hand_computed():
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.85, 0.5, 0.4, 0.3])
     labels = np.array([1, 1, 1, 1, 0, 0, 0, 0])
-    tprs, min_fpr = tpr_at_fpr(scores, labels, [0.0, 0.25, 1.0])
-    assert tprs == {0.0: 0.25, 0.25: 1.0, 1.0: 1.0}
-    assert min_fpr == 0.25
+    result = tpr_at_fpr(scores, labels, [0.0, 0.25, 1.0])
+    assert result["tpr_at_fpr"] == {0.0: 0.25, 0.25: 1.0, 1.0: 1.0}
+    assert result["min_resolvable_fpr"] == 0.25 and result["auc"] == pytest.approx(13 / 16)
+    fpr, tpr, _, auc = result["roc"]
+    assert auc == result["auc"] and fpr[-1] == tpr[-1] == 1.0
 
 
 def test_verification_metrics_keys():

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from compression_tool.sensitivity_analysis import level_text, parse_levels
+from compression_tool.prune_module.sensitivity import parse_levels
+from compression_tool.prune_module.sensitivity_csv import level_text
 from tests.cli import ORL, ROOT, SFACE, one_line_error, run_cli, subset_pairs
 
 LEVELS = "0.0,0.5"

@@ -23,10 +23,12 @@ from compression_tool.commen_utils.checkpoint import load_checkpoint, save_check
 from compression_tool.commen_utils.distributed import distributed_context, local_device
 from compression_tool.commen_utils.errors import UserError
 from compression_tool.commen_utils.hooks import layer_outputs
+from compression_tool.commen_utils.progress import hidden
 from compression_tool.commen_utils.results import ModeResult, plain_data
 from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.dataloader import TrainImages, make_loader, training_set
-from compression_tool.test_module.evaluate import hidden
+from compression_tool.model_define.loading import layout_of
+from compression_tool.test_module.evaluate import HEADLINE
 
 from .config import FineTuneConfig, Head, LRSchedule
 from .heads import HEADS, embedding_distillation, similarity_distillation
@@ -120,8 +122,7 @@ class FineTune:
                  device="cpu"):
         self.rank, self.world = distributed_context(device)
         self.device = local_device(device)
-        self.loaded, self.evaluator, self.config = loaded, evaluator, config
-        evaluator.device = self.device
+        self.loaded, self.evaluator, self.config = loaded, evaluator.on(self.device), config
         self.model = loaded.model.to(self.device)
         self.teacher = teacher.to(self.device).eval() if teacher is not None else None
         images = training_set(train_root)
@@ -258,6 +259,19 @@ class FineTuneResult(ModeResult):
     log: str
 
 
+def save_epoch(job: FineTune, folder: Path, headline: str, common: dict, run_metadata: dict) -> None:
+    """After an epoch (rank 0): best.pt if it beat every earlier state, last.pt to resume from, the log, the plot."""
+    value, loss = job.history[-1][headline], job.history[-1]["loss"]
+    if value > job.best:
+        job.best = value
+        save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": job.epoch, headline: value}, **common)
+    save_checkpoint(folder / "last.pt", job.model, metadata={"train_state": job.state(), **run_metadata}, **common)
+    write_text(folder / "log.csv", history_csv(job.history, headline))
+    plot_history(job.history, headline, folder / "curves.png")
+    print(f"epoch {job.epoch}: loss {loss:.4f}, {headline} {value:.4f}{' (best)' if value == job.best else ''}",
+          flush=True)
+
+
 def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, teacher=None) -> FineTuneResult:
     config = config.with_teacher(teacher is not None)
     resume = Path(run.resume) if run.resume else None
@@ -278,9 +292,8 @@ def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, te
             print(f"resuming {folder} after epoch {job.epoch}")
     elif job.rank == 0 and (folder / "last.pt").exists() and not run.overwrite:
         raise UserError(f"{folder}: a run is already there (pass --resume {folder}, or --overwrite)")
-    headline = {"lfw": "accuracy"}.get(evaluator.data_source, "tpr_at_fpr")
-    common = dict(arch=loaded.arch, keep=loaded.keep, input_size=loaded.input_size,
-                  embedding_size=loaded.embedding_size)
+    headline = HEADLINE[evaluator.data_source]
+    common = layout_of(loaded)
     if not job.history:  # the model as given is the first "best": fine-tuning must beat it to replace it
         start = job.score()
         job.history.append({"epoch": 0, headline: start, "replicas_identical": True})
@@ -303,17 +316,7 @@ def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, te
                    "seconds": round(time.perf_counter() - started, 2), "replicas_identical": identical, **losses}
             job.history.append(row)
             if job.rank == 0:
-                if value > job.best:
-                    job.best = value
-                    save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": job.epoch, headline: value},
-                                    **common)
-                save_checkpoint(folder / "last.pt", job.model, metadata={"train_state": job.state(),
-                                                                          "config": plain_data(asdict(config)), **run_identity},
-                                **common)
-                write_text(folder / "log.csv", history_csv(job.history, headline))
-                plot_history(job.history, headline, folder / "curves.png")
-                print(f"epoch {job.epoch}: loss {losses['loss']:.4f}, {headline} {value:.4f}"
-                      f"{' (best)' if value == job.best else ''}", flush=True)
+                save_epoch(job, folder, headline, common, {"config": plain_data(asdict(config)), **run_identity})
     except KeyboardInterrupt:
         if job.epoch == 0:
             raise KeyboardInterrupt(f"fine-tuning stopped during epoch 1: nothing to resume yet ({folder}/best.pt "
