@@ -155,13 +155,15 @@ class PathMeasurer:
     point's runtime model is saved there (and the unpruned one), for the report's frontier."""
 
     def __init__(self, *, model, input_size, path: list[PathPoint], full: dict, deployment: Deployment, repair,
-                 evaluator=None, calibration=None, repeats: int = 15, save_dir=None, info: dict | None = None):
+                 criterion: str = "l1", ranks: dict | None = None, evaluator=None, calibration=None,
+                 repeats: int = 15, save_dir=None, info: dict | None = None):
         from pathlib import Path
 
         from .runtimes import prepare
 
         self.model, self.input_size, self.path, self.full = model, tuple(input_size), path, full
         self.deployment, self.repair, self.evaluator, self.calibration = deployment, repair, evaluator, calibration
+        self.criterion, self.ranks = criterion, ranks  # how the points' channels are ranked (the curves' criterion)
         self.repeats, self.info = repeats, info or {}
         self.save_dir = Path(save_dir) if save_dir else None
         self.unpruned = prepare(model, input_size, deployment, calibration)
@@ -186,7 +188,8 @@ class PathMeasurer:
 
         point = self.path[i]
         pruned = copy.deepcopy(self.model)
-        prune_and_repair(pruned, self.input_size, ratios_for(point.widths, self.full), repair=self.repair)
+        prune_and_repair(pruned, self.input_size, ratios_for(point.widths, self.full), self.criterion, self.ranks,
+                         repair=self.repair)
         runner = prepare(pruned, self.input_size, self.deployment, self.calibration)
         # a model compiled long ago times slower than one just compiled: both fresh
         unpruned_ms, ms = side_by_side_ms([self.unpruned.recompiled(), runner], self.input_size,
@@ -213,7 +216,8 @@ class LatencyPlan:
 
 
 def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fraction: dict, goal: LatencyGoal,
-                     repair, evaluator=None, calibration=None, repeats: int = 15, steps: int = 16, cache_dir=None,
+                     repair, criterion: str = "l1", ranks: dict | None = None, evaluator=None, calibration=None,
+                     repeats: int = 15, steps: int = 16, cache_dir=None,
                      save_dir=None,
                      info: dict | None = None, progress: bool = True) -> LatencyPlan:
     """The schedule for `goal`: damage ({leader weight: {fraction: damage}}) and max_fraction come from the
@@ -238,8 +242,8 @@ def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fr
     floor = baseline - goal.max_accuracy_drop / 100 if goal.max_accuracy_drop is not None else None
     full = {p: table.groups[p].full for p in damage}
     measurer = PathMeasurer(model=model, input_size=input_size, path=path, full=full, deployment=goal.deployment,
-                            repair=repair, evaluator=evaluator, calibration=calibration, repeats=repeats,
-                            save_dir=save_dir, info=info)
+                            repair=repair, criterion=criterion, ranks=ranks, evaluator=evaluator,
+                            calibration=calibration, repeats=repeats, save_dir=save_dir, info=info)
     print(f"latency path: {len(path)} schedules from {path[0].predicted_ms:.2f} ms (unpruned, predicted) to "
           f"{path[-1].predicted_ms:.2f} ms; measuring the ones {goal.describe()} depends on", flush=True)
     chosen, measured = choose(path, goal, measurer, floor)

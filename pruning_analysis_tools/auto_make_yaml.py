@@ -153,9 +153,24 @@ def budget_schedules(curves: Curves, layers: list[str], targets: dict, counts) -
     return candidates
 
 
-def measured_choice(config: "ScheduleConfig", candidates, size):
-    """Prune and repair the real model with each candidate and keep the one that scores best on the pairs
-    (use the analysis pairs, not the final test pairs)."""
+def ranking(config: "ScheduleConfig", curves: Curves, loaded, evaluator) -> tuple:
+    """(criterion, ranks) the candidates are pruned with: the criterion the CSV's curves were measured with
+    (so that the candidates lose the channels the curves predicted for, and the ones --mode prune with that
+    criterion will remove). HRank's ranks are read from the cache the analysis wrote under --rank_path, or
+    computed as main.py computes them: --hrank_batches batches of the pairs' images at its default batch size."""
+    if curves.criterion != "hrank":
+        return curves.criterion, None
+    from types import SimpleNamespace
+
+    from compression_tool.prune_module.hrank import load_or_compute_ranks
+
+    images = SimpleNamespace(images=evaluator.images, batch_size=config.evaluation.batch_size)
+    return "hrank", load_or_compute_ranks(loaded, images, config.hrank_batches, config.rank_path)
+
+
+def measured_choice(config: "ScheduleConfig", curves: Curves, candidates, size):
+    """Prune and repair the real model with each candidate, ranking channels by the curves' criterion, and keep
+    the one that scores best on the pairs (use the analysis pairs, not the final test pairs)."""
     import copy
 
     from compression_tool.dataloader import sample_images
@@ -170,11 +185,12 @@ def measured_choice(config: "ScheduleConfig", candidates, size):
     needed = max(config.bn_recalibrate, config.reconstruct)
     repair = Repair(sample_images(config.train_root, loaded.spec, needed) if needed else None,
                     config.reconstruct, config.bn_recalibrate)
+    criterion, ranks = ranking(config, curves, loaded, evaluator)
     scores = {}
     for name, (ratios, reached) in candidates.items():
         model = copy.deepcopy(loaded.model)
-        prune_and_repair(model, size, {k: v for k, v in ratios.items() if v > 0}, round_to=config.round_to,
-                         repair=repair)
+        prune_and_repair(model, size, {k: v for k, v in ratios.items() if v > 0}, criterion, ranks,
+                         round_to=config.round_to, repair=repair)
         scores[name] = evaluator(model)["headline"]
         print(f"candidate {name}: MACs {reached['macs']:.3f}x, measured {scores[name]:.4f}")
     best = max(scores, key=scores.get)  # ties: the earlier candidate, uniform first
@@ -202,12 +218,15 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
     # without weights only the time is measured: nothing to repair
     repair = Repair(images[:needed], config.reconstruct, config.bn_recalibrate) if needed and images is not None \
         else Repair()
+    # without weights nothing is scored: which channels go changes no measured time, and HRank would have no
+    # images to rank them on
+    criterion, ranks = ranking(config, curves, loaded, evaluator) if evaluator is not None else ("l1", None)
     damage = {layer: curves.damage(layer) for layer in layers}
     plan = plan_for_latency(
         model=loaded.model, model_name=config.model, input_size=size, damage=damage,
         max_fraction={layer: max(curves.accuracy[layer]) for layer in layers}, goal=goal, repair=repair,
-        evaluator=evaluator, calibration=images[:64] if images is not None else None, repeats=config.latency_repeats,
-        steps=config.latency_steps,
+        criterion=criterion, ranks=ranks, evaluator=evaluator, calibration=images[:64] if images is not None else None,
+        repeats=config.latency_repeats, steps=config.latency_steps,
         cache_dir=config.latency_cache, save_dir=Path(config.output).with_suffix("").as_posix() + "_points",
         info={"arch": loaded.arch, "input_size": list(size), "embedding_size": loaded.embedding_size})
     chosen = plan.chosen
@@ -260,6 +279,8 @@ class ScheduleConfig:
     latency_repeats: int = 15
     latency_steps: int = 16
     latency_cache: str | None = "work_space/latency_cache"
+    hrank_batches: int = 4  # an HRank CSV: the candidates' ranks, as main.py's --hrank_batches and --rank_path
+    rank_path: str = "work_space/rank_conv"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--best_model_path", help="the model's checkpoint (enables the measurement)")
     add_pair_list_flags(g, pair_list_help="pairs to measure on: the analysis pairs, not the final test")
     add_repair_flags(g)
+    g.add_argument("--hrank_batches", type=int, default=4, help="a CSV ranked by HRank: the candidates are ranked "
+                   "by HRank too, on this many batches of the pairs' images (as the analysis's --hrank_batches)")
+    g.add_argument("--rank_path", default="work_space/rank_conv", help="HRank rank cache folder (as the "
+                   "analysis's: its ranks are reused)")
     p.add_argument("--result_json", help="write the chosen ratios and predicted/real budget here")
     return p
 
@@ -343,7 +368,7 @@ def make_schedule(config: ScheduleConfig) -> dict:
             if used != curves.repair:
                 print(f"note: the curves were measured with {repair_text(curves.repair)}, the candidates are "
                       f"measured with {repair_text(used)}; the same options in both predict best", file=sys.stderr)
-            chosen, measured, tried = measured_choice(config, candidates, size)
+            chosen, measured, tried = measured_choice(config, curves, candidates, size)
             rule += f", {chosen} chosen by measurement ({measured:.4f} on {Path(config.evaluation.pair_list).name})"
         else:
             chosen = "equal damage"
@@ -359,14 +384,18 @@ def make_schedule(config: ScheduleConfig) -> dict:
     else:
         raise UserError("give --expected_acc (original rule) or --target_macs_ratio / --target_params_ratio")
     ratios = {k: v for k, v in ratios.items() if v > 0}
-    header = [f"made by auto_make_yaml.py from {config.csv} (analysis with {repair_text(curves.repair)})",
+    ranked = f"--criterion {curves.criterion}, " if curves.criterion != "l1" else ""
+    header = [f"made by auto_make_yaml.py from {config.csv} (analysis with {ranked}{repair_text(curves.repair)})",
               f"rule: {rule}",
               f"model {config.model}: MACs {reached['macs']:.3f}x, params {reached['params']:.3f}x of the unpruned "
               f"model; baseline {curves.baseline:.4f}"]
     write_schedule(config.output, ratios, size, header, overwrite=config.overwrite)
     print("\n".join(header[1:]) + f"\nschedule: {config.output}")
+    if curves.criterion != "l1":
+        print(f"the curves rank channels by {curves.criterion}: prune with --criterion {curves.criterion}")
     result = {"ratios": ratios, "macs_ratio": reached["macs"], "params_ratio": reached["params"],
-              "baseline": curves.baseline, "yaml": str(config.output), "candidates": tried, **extra}
+              "baseline": curves.baseline, "criterion": curves.criterion, "yaml": str(config.output),
+              "candidates": tried, **extra}
     return result
 
 
@@ -388,7 +417,8 @@ def schedule_config(args) -> ScheduleConfig:
                           checkpoint=args.best_model_path, evaluation=evaluation, reconstruct=args.reconstruct,
                           bn_recalibrate=args.bn_recalibrate, train_root=args.train_data_path, latency=latency,
                           latency_repeats=args.latency_repeats, latency_steps=args.latency_steps,
-                          latency_cache=args.latency_cache)
+                          latency_cache=args.latency_cache, hrank_batches=args.hrank_batches,
+                          rank_path=args.rank_path)
 
 
 def main(argv: list | None = None) -> int:

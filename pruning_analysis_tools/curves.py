@@ -16,6 +16,7 @@ class Curves:
     params: dict = field(default_factory=dict)
     cosine: dict = field(default_factory=dict)      # {layer: {level: mean cosine to the unpruned outputs}}
     repair: dict = field(default_factory=dict)      # {"reconstruct": N, "bn_recalibrate": N} the SA ran with
+    criterion: str = "l1"                           # how the SA ranked channels (a CSV without the column: l1)
 
     @property
     def layers(self) -> list[str]:
@@ -55,9 +56,26 @@ def read_curves(path) -> Curves:
         for column, target in (("macs", curves.macs), ("params", curves.params), ("cosine", curves.cosine)):
             if column in table.columns:
                 target[layer] = dict(zip(rows["sparsity"], rows[column].astype(float)))
+    curves.criterion = criterion_of(path, table)
     curves.repair = {flag: int(table[column].max()) if column in table.columns else 0
                      for flag, column in (("reconstruct", "reconstruction"), ("bn_recalibrate", "bn_recalibration"))}
     return curves
+
+
+def criterion_of(path: Path, table: "pd.DataFrame") -> str:
+    """The one criterion the CSV's rows were ranked with. A CSV from before the column existed (or a row
+    with the cell empty) was ranked by L1, the only criterion then."""
+    from compression_tool.prune_module.criteria import CRITERIA  # torch: only once a CSV is read
+
+    if "criterion" not in table.columns:
+        return "l1"
+    found = sorted(set(table["criterion"].fillna("l1").astype(str).str.strip().replace("", "l1")))
+    if len(found) > 1:
+        raise UserError(f"{path}: rows ranked with different criteria ({', '.join(found)}): one sensitivity "
+                        "analysis per CSV")
+    if found[0] not in CRITERIA:
+        raise UserError(f"{path}: criterion {found[0]} is not one this tool knows ({', '.join(CRITERIA)})")
+    return found[0]
 
 
 def repair_text(repair: dict) -> str:
