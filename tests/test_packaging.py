@@ -8,12 +8,32 @@ import zipfile
 from tests.cli import ROOT
 
 
+def source_tree(destination):
+    """A copy of the checkout's sources (tracked files and untracked ones git does not ignore, as they are in
+    the working tree): the wheel is built there, so that setuptools' build/ and egg-info staging folders
+    neither touch the checkout nor bring stale files of an earlier build into the wheel."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():  # a tracked file deleted in the working tree is not a source
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+    return destination
+
+
+def staging_state():
+    """What a build in the checkout would change: its build/ and egg-info folders' files and times."""
+    return {str(p): p.stat().st_mtime_ns for pattern in ("build", "*.egg-info") for top in ROOT.glob(pattern)
+            for p in [top, *top.rglob("*")]}
+
+
 def test_the_wheel_holds_one_package_and_the_command(tmp_path):
-    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools' staging folder: stale files would be packed
+    before = staging_state()
+    source = source_tree(tmp_path / "source")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(tmp_path), str(ROOT)], check=True, capture_output=True)
-    shutil.rmtree(ROOT / "build", ignore_errors=True)
-    (wheel,) = tmp_path.glob("compression_tool-*.whl")
+                    "--wheel-dir", str(tmp_path / "wheel"), str(source)], check=True, capture_output=True)
+    assert staging_state() == before  # the checkout is left as it was
+    (wheel,) = (tmp_path / "wheel").glob("compression_tool-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"compression_tool", wheel.name.split("-py")[0] + ".dist-info"}
     assert "compression_tool/main.py" in names and "compression_tool/quant_module/backends.py" in names
