@@ -1,11 +1,14 @@
 import os
-import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.chdir(ROOT)
-torch.set_num_threads(1)
 
+
+@pytest.fixture(autouse=True, scope="session")
+def in_the_clone():
+    """Paths in the tests are the clone's own (work_space/..., data/...), as a user types them at its root."""
+    os.chdir(ROOT)
+    torch.set_num_threads(1)
