@@ -18,6 +18,7 @@ from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.schedule import read_schedule
 from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.model_define.keep import record_keep
+from compression_tool.prune_module.criteria import Criterion, criterion_named
 from compression_tool.prune_module.graph import ChannelGraph
 from compression_tool.prune_module.repair import Repair
 from compression_tool.prune_module.summary import keep_widths
@@ -64,8 +65,11 @@ class PruneResult(ModeResult):
     checkpoint: str | None = None  # with --save_model_pt
 
 
-def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=None, ranks=None) -> PruneResult:
-    """`--mode prune`: apply a Distiller schedule, report before/after, save a self-describing checkpoint."""
+def run_prune(config: PruneConfig, loaded, *, evaluator=None, criterion: Criterion | None = None,
+              images: torch.Tensor | None = None) -> PruneResult:
+    """`--mode prune`: apply a Distiller schedule, report before/after, save a self-describing checkpoint.
+    `criterion`: the ranking built for config.criterion (HRank: measured; default: built here); `images`: training
+    images for the repair; without an evaluator nothing is scored."""
     model, size = loaded.model, loaded.input_size
     checkpoint = Path(config.output_folder) / f"model_{Path(loaded.arch).stem}.pt"
     if config.save_checkpoint and checkpoint.exists() and not config.overwrite:  # refused before any work
@@ -75,19 +79,19 @@ def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=No
     graph.check_prunable(loaded.arch)
     for param in ratios:
         graph.group(param)  # unknown or unprunable names fail here, before any work
-    criterion = config.criterion
+    criterion = criterion_named(config.criterion, criterion)
     result = {"params_before": count_params(model), "macs_before": count_macs(model, size)}
     if evaluator is not None:
         before = evaluator.outputs(model)
         result["accuracy_before"] = evaluator.score(before)["headline"]
-    repair = Repair(calibration_images, config.reconstruct, config.bn_recalibrate)
-    thinned = prune_and_repair(model, size, ratios, criterion, ranks, config.round_to, graph, repair)
+    repair = Repair(images, config.reconstruct, config.bn_recalibrate)
+    thinned = prune_and_repair(model, size, ratios, criterion, config.round_to, graph, repair)
     if config.reconstruct:
         print(refit_summary(thinned))
         result.update(refitted=thinned.refitted, not_refitted=thinned.not_refitted)
     keep = record_keep(model)
     result.update(params_after=count_params(model), macs_after=count_macs(model, size), keep=keep,
-                  criterion=criterion, bn_recalibration_images=config.bn_recalibrate,
+                  criterion=criterion.name, bn_recalibration_images=config.bn_recalibrate,
                   reconstruction_images=config.reconstruct)
     widths = keep_widths(model)
     print(f"keep ({len(widths)} convs): {widths}")
@@ -104,7 +108,7 @@ def run_prune(config: PruneConfig, loaded, evaluator=None, calibration_images=No
     if config.save_checkpoint:
         path = save_checkpoint(checkpoint, model, loaded.arch, keep=keep, input_size=size,
                                embedding_size=loaded.embedding_size, overwrite=config.overwrite,
-                               metadata={"schedule": str(config.schedule_path), "criterion": criterion,
+                               metadata={"schedule": str(config.schedule_path), "criterion": criterion.name,
                                          "pruned_from": loaded.pruned_from or loaded.checkpoint,
                                          "bn_recalibration_images": config.bn_recalibrate,
                                          "reconstruction_images": config.reconstruct})

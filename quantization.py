@@ -89,7 +89,7 @@ def output_names(config: QuantizationConfig) -> dict:
     return names
 
 
-def run_quantization(config: QuantizationConfig, loaded, evaluator, calibration: torch.Tensor,
+def run_quantization(config: QuantizationConfig, loaded, *, evaluator, calibration: torch.Tensor,
                      validation: torch.Tensor) -> QuantizationResult:
     """FP32 vs INT8 (and fp16) on the pair list; saves every variant. `validation` (training images) decides
     between settings and backends."""

@@ -10,6 +10,7 @@ from pathlib import Path
 if importlib.util.find_spec("compression_tool") is None:  # a clone that was never set up
     sys.exit("error: compression_tool is not installed: run `make setup` (or `pip install -e .`) in the clone")
 
+import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
@@ -18,6 +19,7 @@ from compression_tool.commen_utils.errors import UserError, step
 from compression_tool.commen_utils.progress import hidden
 from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.timestamp import time_stamp
+from compression_tool.prune_module.criteria import Criterion, criterion_named
 from compression_tool.prune_module.sensitivity import SensitivityAnalysis, available_memory, parse_levels, shard_of
 from compression_tool.prune_module.sensitivity_csv import RowWriter, check_resumed, level_text, merge_shards, read_rows
 
@@ -63,18 +65,21 @@ def repair_text(config: SensitivityConfig) -> str:
              else "") + (f", refitted on {config.reconstruct}" if config.reconstruct else ""))
 
 
-def run_sensitivity(config: SensitivityConfig, loaded, evaluator, ranks=None, calibration=None) -> SensitivityResult:
+def run_sensitivity(config: SensitivityConfig, loaded, *, evaluator, criterion: Criterion | None = None,
+                    images: torch.Tensor | None = None) -> SensitivityResult:
+    """`--mode sa`: the CSV of every group at every level. `criterion`: the ranking built for config.criterion
+    (HRank: measured; default: built here); `images`: training images for the repair."""
     levels = parse_levels(config.levels)
     if config.cache_gb is not None and config.cache_gb < 0:
         raise UserError(f"--sa_cache_gb {config.cache_gb}: must be >= 0")
     rank, world = distributed_context(config.device)
-    criterion = config.criterion
+    criterion = criterion_named(config.criterion, criterion)
     # By default the processes of one machine share half of what is available.
     cache_bytes = available_memory() // (2 * world) if config.cache_gb is None else int(config.cache_gb * 2**30)
     analysis = SensitivityAnalysis(
-        loaded.model, loaded.input_size, evaluator, criterion, ranks, config.naive,
-        calibration[:config.bn_recalibrate] if config.bn_recalibrate else None,
-        calibration[:config.reconstruct] if config.reconstruct else None,
+        loaded.model, loaded.input_size, evaluator, criterion, config.naive,
+        images[:config.bn_recalibrate] if config.bn_recalibrate else None,
+        images[:config.reconstruct] if config.reconstruct else None,
         cache_bytes)
     analysis.graph.check_prunable(loaded.arch)
     csv_path = output_csv(config, loaded.arch, world)
@@ -83,7 +88,7 @@ def run_sensitivity(config: SensitivityConfig, loaded, evaluator, ranks=None, ca
     mine = [g for i, g in enumerate(analysis.graph.groups) if shard_of(i, world) == rank]
     todo = [g for g in mine if any((g.param, level_text(v)) not in finished for v in levels)]
     print(f"sensitivity analysis: {len(analysis.graph.groups)} layers x {len(levels)} levels, criterion "
-          f"{criterion}, {'naive' if config.naive else 'fast'} path{repair_text(config)}"
+          f"{criterion.name}, {'naive' if config.naive else 'fast'} path{repair_text(config)}"
           + (f", shard {rank + 1}/{world}" if world > 1 else ""))
     baseline = analysis.baseline()
     print(f"baseline {evaluator.data_source} {baseline[0]:.4f}")

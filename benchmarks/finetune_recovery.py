@@ -119,8 +119,8 @@ def main():
                     config = replace(base, lr=lr, epochs=epochs, milestones=(max(1, epochs - 2),), **changes)
                 student = load_model(checkpoint=student_path)
                 started = time.perf_counter()
-                result = run_finetune(FineTuneRun(train_root=str(TRAIN), work_path=f"{tmp}/{start}/{name}"),
-                                      student, choice, config, loaded.model)
+                result = run_finetune(config, student, evaluator=choice, teacher=loaded.model,
+                                      run=FineTuneRun(train_root=str(TRAIN), work_path=f"{tmp}/{start}/{name}"))
                 seconds = time.perf_counter() - started
                 chosen = load_model(checkpoint=result.best_checkpoint)
                 epoch = load_checkpoint(result.best_checkpoint)[1]["metadata"]["epoch"]

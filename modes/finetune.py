@@ -91,7 +91,7 @@ def run(args: argparse.Namespace):
                          loaded.embedding_size, args.device).model if teacher_path != "none" else None
     run = FineTuneRun(train_root=args.train_data_path, work_path=args.work_path, resume=args.resume,
                       head_path=args.head_path, workers=args.num_workers, device=args.device, overwrite=args.overwrite)
-    return run_finetune(run, loaded, evaluator, config, teacher)
+    return run_finetune(config, loaded, evaluator=evaluator, run=run, teacher=teacher)
 
 
 register(Mode("finetune", add_flags, run))

@@ -4,7 +4,7 @@ import argparse
 from compression_tool.commen_utils.cli_flags import add_round_to_flag
 
 from .registry import Mode, register
-from .shared import criterion_of, evaluator_of, load, ranks_of, training_images
+from .shared import criterion_of, evaluator_of, load, ranking, training_images
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -30,7 +30,8 @@ def run(args: argparse.Namespace):
     loaded = load(args)
     evaluator = evaluator_of(args, loaded)
     images = training_images(args, loaded, max(config.bn_recalibrate, config.reconstruct))
-    return run_prune(config, loaded, evaluator, images, ranks_of(args, config.criterion, loaded, evaluator))
+    criterion = ranking(args, config.criterion, loaded, evaluator)
+    return run_prune(config, loaded, evaluator=evaluator, criterion=criterion, images=images)
 
 
 register(Mode("prune", add_flags, run))

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace):
         print(f"note: {args.train_data_path} has no images beyond the {count} for calibration: settings are "
               f"chosen on those")
         validation = calibration
-    return run_quantization(config, loaded, evaluator, calibration, validation)
+    return run_quantization(config, loaded, evaluator=evaluator, calibration=calibration, validation=validation)
 
 
 register(Mode("quantization", add_flags, run))

@@ -3,7 +3,7 @@ CSV)."""
 import argparse
 
 from .registry import Mode, register
-from .shared import criterion_of, evaluator_of, load, ranks_of, training_images
+from .shared import criterion_of, evaluator_of, load, ranking, training_images
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -32,7 +32,8 @@ def run(args: argparse.Namespace):
     loaded = load(args)
     evaluator = evaluator_of(args, loaded, progress=False)  # the analysis draws its own bar
     images = training_images(args, loaded, max(config.bn_recalibrate, config.reconstruct))
-    return run_sensitivity(config, loaded, evaluator, ranks_of(args, config.criterion, loaded, evaluator), images)
+    criterion = ranking(args, config.criterion, loaded, evaluator)
+    return run_sensitivity(config, loaded, evaluator=evaluator, criterion=criterion, images=images)
 
 
 register(Mode("sa", add_flags, run))

@@ -7,8 +7,8 @@ import torch
 from compression_tool.commen_utils.cli_flags import (add_config_flag, add_pair_list_flags, add_repair_flags,
                                                     evaluation_settings)
 from compression_tool.commen_utils.errors import UserError
+from compression_tool.prune_module.criteria import CRITERIA, Criterion
 
-CRITERIA = ("l1", "fpgm", "hrank")  # prune_module.criteria.CRITERIA (a test keeps them equal); --help imports no engine
 
 
 def default_device() -> str:
@@ -49,7 +49,7 @@ def add_shared_flags(p: argparse.ArgumentParser, modes: list) -> None:
     g.add_argument("--pixel_std", type=float, help="override, see --pixel_mean")
 
     g = p.add_argument_group("channel ranking and repair (sa, prune; --train_data_path also quantization, finetune)")
-    g.add_argument("--criterion", default="l1", choices=CRITERIA, help="how channels are ranked: l1 (filter "
+    g.add_argument("--criterion", default="l1", choices=list(CRITERIA), help="how channels are ranked: l1 (filter "
                    "norm), fpgm (distance to the geometric median), hrank (average feature-map rank)")
     g.add_argument("--fpgm", action="store_true", help="the original's name for --criterion fpgm")
     g.add_argument("--hrank", action="store_true", help="the original's name for --criterion hrank")
@@ -102,9 +102,8 @@ def criterion_of(args: argparse.Namespace) -> str:
     return "fpgm" if args.fpgm else "hrank" if args.hrank else args.criterion
 
 
-def ranks_of(args: argparse.Namespace, criterion: str, loaded, evaluator):
-    """HRank's average feature-map ranks (cached in --rank_path); None for a criterion that needs none."""
-    if criterion != "hrank":
-        return None
-    from compression_tool.prune_module.hrank import load_or_compute_ranks
-    return load_or_compute_ranks(loaded, evaluator, args.hrank_batches, args.rank_path)
+def ranking(args: argparse.Namespace, criterion: str, loaded, evaluator) -> Criterion:
+    """The criterion ready to rank `loaded`'s channels: HRank measures its ranks on --hrank_batches batches of the
+    pair list's images (cached under --rank_path); the others need nothing."""
+    return CRITERIA[criterion].measured(loaded, evaluator.images(), batch_size=evaluator.batch_size,
+                                        batches=args.hrank_batches, cache_folder=args.rank_path)

@@ -1,6 +1,8 @@
 """How a group's channels are ranked (lower score = removed first): a registry of criteria, each a class over
-a group, like Torch-Pruning's importance classes. L1 and FPGM score each producer's own slice of the group's
-channels from its weights; HRank reads average feature-map ranks computed beforehand (prune_module.hrank).
+a group, like Torch-Pruning's importance objects: built once (`make_criterion`, or `measured` for one that
+reads the model's feature maps), then passed to whatever prunes. L1 and FPGM score each producer's own slice of
+the group's channels from its weights; HRank holds the average feature-map ranks it measured (prune_module.hrank,
+cached on disk).
 """
 from typing import Callable
 
@@ -25,8 +27,11 @@ def register_criterion(name: str) -> Callable:
 class Criterion:
     name = ""
 
-    def __init__(self, ranks: dict | None = None):
-        self.ranks = ranks  # what a data-driven criterion measured beforehand (HRank); unused by the others
+    @classmethod
+    def measured(cls, loaded, images, *, batch_size: int, batches: int, cache_folder) -> "Criterion":
+        """The criterion ready for `loaded`'s model: a data-driven one measures it on `images` (its first
+        `batches` batches) and caches what it measured under `cache_folder`; the others need nothing."""
+        return cls()
 
     def scores(self, model: nn.Module, group: PrunableGroup) -> torch.Tensor:
         """One float64 score per channel of the group."""
@@ -64,6 +69,14 @@ class FPGM(WeightCriterion):
 
 @register_criterion("hrank")
 class HRank(Criterion):
+    def __init__(self, ranks: dict | None = None):
+        self.ranks = ranks  # {leader weight: average rank of each channel's feature maps}
+
+    @classmethod
+    def measured(cls, loaded, images, *, batch_size: int, batches: int, cache_folder) -> "HRank":
+        from .hrank import load_or_compute_ranks
+        return cls(load_or_compute_ranks(loaded, images, batch_size, batches, cache_folder))
+
     def scores(self, model: nn.Module, group: PrunableGroup) -> torch.Tensor:
         if self.ranks is None or group.param not in self.ranks:
             raise UserError(f"no HRank ranks for {group.param}")
@@ -82,11 +95,17 @@ def fpgm_scores(weight: torch.Tensor) -> torch.Tensor:
     return torch.cdist(flat, flat).sum(0)
 
 
-def make_criterion(name: str, ranks: dict | None = None) -> Criterion:
+def make_criterion(name: str) -> Criterion:
+    """The criterion called `name`, built from nothing (HRank: `HRank.measured`, or `HRank(ranks)`)."""
     if name not in CRITERIA:
         raise UserError(f"criterion {name}: choose one of {', '.join(CRITERIA)}")
-    return CRITERIA[name](ranks)
+    return CRITERIA[name]()
 
 
-def group_scores(model: nn.Module, group: PrunableGroup, criterion: str = "l1", ranks: dict | None = None):
-    return make_criterion(criterion, ranks).scores(model, group)
+def criterion_named(name: str, criterion: Criterion | None = None) -> Criterion:
+    """The criterion a run's config names: the one built for it (HRank with its measured ranks), else a new one."""
+    if criterion is None:
+        return make_criterion(name)
+    if criterion.name != name:
+        raise ValueError(f"the config names criterion {name}, the run was given {criterion.name}")
+    return criterion

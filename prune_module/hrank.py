@@ -46,9 +46,10 @@ def hrank_ranks(model: nn.Module, graph: ChannelGraph, images: torch.Tensor, bat
     return {param: (total / count).cpu() for param, total in totals.items()}
 
 
-def load_or_compute_ranks(loaded, evaluator, batches: int, rank_path: str | Path) -> dict:
-    """HRank ranks, cached as .npz under --rank_path (work_space/rank_conv/), keyed by a hash of the weights
-    (not a file name: two checkpoints called best.pt are two models), the input size and the batch count."""
+def load_or_compute_ranks(loaded, images: torch.Tensor, batch_size: int, batches: int, rank_path: str | Path) -> dict:
+    """HRank ranks on the first `batches` batches of `images`, cached as .npz under --rank_path
+    (work_space/rank_conv/), keyed by a hash of the weights (not a file name: two checkpoints called best.pt are
+    two models), the input size and the batch count."""
     h, w = loaded.input_size
     name = f"{Path(loaded.arch).stem}_{weights_digest(loaded.model)}_{h}x{w}_b{batches}.npz"
     cache = Path(rank_path) / name
@@ -56,7 +57,7 @@ def load_or_compute_ranks(loaded, evaluator, batches: int, rank_path: str | Path
         with np.load(cache, allow_pickle=False) as stored:
             return {k: torch.from_numpy(stored[k]) for k in stored.files}
     graph = ChannelGraph(loaded.model, loaded.input_size)
-    ranks = hrank_ranks(loaded.model, graph, evaluator.images(), evaluator.batch_size, batches)
+    ranks = hrank_ranks(loaded.model, graph, images, batch_size, batches)
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **{k: v.numpy() for k, v in ranks.items()})

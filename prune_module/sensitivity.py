@@ -18,7 +18,7 @@ from compression_tool.commen_utils.errors import UserError
 from compression_tool.commen_utils.graph_split import GraphSplitter
 from compression_tool.commen_utils.model_stats import ThinnedMacs, count_params
 
-from .criteria import group_scores
+from .criteria import L1, Criterion
 from .graph import ChannelGraph, PrunableGroup, apply_plan, call_order
 from .repair import following_norms, gram_bytes, input_grams, recalibrate_bn, reconstruct, refittable_consumers
 from .sensitivity_csv import level_text
@@ -44,9 +44,10 @@ def parse_levels(text: str) -> list[float]:
 
 
 class SensitivityAnalysis:
-    def __init__(self, model, input_size, evaluator, criterion="l1", ranks=None, naive=False, calibration=None,
+    def __init__(self, model, input_size, evaluator, criterion: Criterion | None = None, naive=False, calibration=None,
                  reconstruction=None, cache_bytes=None):
-        """calibration: training images for adaptive-BN evaluation (EagleEye): after pruning, the statistics
+        """criterion: how channels are ranked (default L1).
+        calibration: training images for adaptive-BN evaluation (EagleEye): after pruning, the statistics
         of every BN from the pruned group on are re-estimated on them before the pair list is scored.
         reconstruction: training images on which the layers that lose inputs are refitted, as prune
         mode's --reconstruct does, so that the curves predict what pruning will really cost.
@@ -54,7 +55,7 @@ class SensitivityAnalysis:
         self.model, self.input_size, self.evaluator = model.eval(), tuple(input_size), evaluator
         self.cache_bytes = available_memory() // 2 if cache_bytes is None else cache_bytes
         self.over_budget = {}  # {layer: bytes its cached activations would take} of those that did not fit
-        self.criterion, self.ranks, self.naive, self.calibration = criterion, ranks, naive, calibration
+        self.criterion, self.naive, self.calibration = criterion or L1(), naive, calibration
         self.graph = ChannelGraph(model, input_size)
         self.position = {name: i for i, name in enumerate(call_order(model, input_size))}
         self.macs = ThinnedMacs(model, input_size)
@@ -135,12 +136,12 @@ class SensitivityAnalysis:
     def run_columns(self) -> dict:
         """The columns that are the same on every row of one run: how it repaired, ranked, and on what."""
         return {"bn_recalibration": str(0 if self.calibration is None else len(self.calibration)),
-                "reconstruction": str(self.reconstruction_images), "criterion": self.criterion,
+                "reconstruction": str(self.reconstruction_images), "criterion": self.criterion.name,
                 "weights": self.weights}
 
     def rows(self, group: PrunableGroup, levels, baseline: tuple, progress=None) -> Iterator[dict]:
         """One CSV row per level for one group, computed as cheaply as the model allows."""
-        scores = group_scores(self.model, group, self.criterion, self.ranks)
+        scores = self.criterion.scores(self.model, group)
         inputs = flipped = None
         calibration = self.calibration
         norms = self._norms_from(self.members(group)) if calibration is not None else set()

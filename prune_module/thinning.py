@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from compression_tool.commen_utils.errors import step
 
-from .criteria import group_scores
+from .criteria import L1, Criterion
 from .graph import ChannelGraph, Edit, call_order
 from .repair import Repair, following_norms, recalibrate_bn, reconstruct_sequentially, removed_channels
 
@@ -17,18 +17,20 @@ class Thinned(NamedTuple):
     not_refitted: dict       # {layer that lost inputs: why it was left as it is}
 
 
-def prune_model(model: nn.Module, input_size, ratios: dict, criterion: str = "l1", ranks: dict | None = None,
-                round_to: int = 1, graph: ChannelGraph | None = None) -> list[list[Edit]]:
-    """Remove channels in place. ratios: {leader weight name: fraction of its group's channels to remove}.
+def prune_model(model: nn.Module, input_size, ratios: dict, criterion: Criterion | None = None, round_to: int = 1,
+                graph: ChannelGraph | None = None) -> list[list[Edit]]:
+    """Remove channels in place. ratios: {leader weight name: fraction of its group's channels to remove};
+    `criterion` ranks them (default L1).
     Scores are taken before any removal, so the outcome does not depend on the schedule's order; each
     group's edits are derived after the previous group's removal (behind a concatenation they shift).
     Returns the plans applied (what reconstruction needs to know)."""
     graph = graph if graph is not None and graph.model is model else ChannelGraph(model, input_size)
+    criterion = criterion or L1()
     removals = []
     for param, ratio in ratios.items():
         group = graph.group(param)
         with step(f"layer {param}"):
-            idxs = group.channels_to_remove(group_scores(model, group, criterion, ranks), ratio, round_to)
+            idxs = group.channels_to_remove(criterion.scores(model, group), ratio, round_to)
         if idxs:
             removals.append((group, idxs))
     plans = []
@@ -38,12 +40,12 @@ def prune_model(model: nn.Module, input_size, ratios: dict, criterion: str = "l1
     return plans
 
 
-def prune_and_repair(model: nn.Module, input_size, ratios: dict, criterion: str = "l1", ranks: dict | None = None,
+def prune_and_repair(model: nn.Module, input_size, ratios: dict, criterion: Criterion | None = None,
                      round_to: int = 1, graph: ChannelGraph | None = None, repair: Repair = Repair()) -> Thinned:
     """prune_model, then the repair: least squares in forward order, then BN statistics, in place."""
     graph = graph or ChannelGraph(model, input_size)
     original = copy.deepcopy(model) if repair.reconstruct else None
-    plans = prune_model(model, input_size, ratios, criterion, ranks, round_to, graph)
+    plans = prune_model(model, input_size, ratios, criterion, round_to, graph)
     not_refitted = {}
     if repair.reconstruct:
         not_refitted = reconstruct_sequentially(model, original, plans, repair.images[:repair.reconstruct],

@@ -25,8 +25,9 @@ if importlib.util.find_spec("compression_tool") is None:  # a clone that was nev
     sys.exit("error: compression_tool is not installed: run `make setup` (or `pip install -e .`) in the clone")
 
 from compression_tool.commen_utils.allocator import reuse_freed_memory
-from compression_tool.commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_pair_list_flags, add_repair_flags,
-                                    add_round_to_flag, evaluation_settings)
+from compression_tool.commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_config_flag, add_pair_list_flags,
+                                                    add_repair_flags, add_round_to_flag, evaluation_settings,
+                                                    parse_flags, settings_of)
 from compression_tool.commen_utils.errors import UserError, exit_code
 from compression_tool.commen_utils.results import write_result_json
 from compression_tool.commen_utils.schedule import write_schedule
@@ -153,19 +154,15 @@ def budget_schedules(curves: Curves, layers: list[str], targets: dict, counts) -
     return candidates
 
 
-def ranking(config: "ScheduleConfig", curves: Curves, loaded, evaluator) -> tuple:
-    """(criterion, ranks) the candidates are pruned with: the criterion the CSV's curves were measured with
-    (so that the candidates lose the channels the curves predicted for, and the ones --mode prune with that
-    criterion will remove). HRank's ranks are read from the cache the analysis wrote under --rank_path, or
-    computed as main.py computes them: --hrank_batches batches of the pairs' images at its default batch size."""
-    if curves.criterion != "hrank":
-        return curves.criterion, None
-    from types import SimpleNamespace
+def ranking(config: "ScheduleConfig", curves: Curves, loaded, evaluator):
+    """The criterion the candidates are pruned with: the one the CSV's curves were measured with (so that the
+    candidates lose the channels the curves predicted for, and the ones --mode prune with that criterion will
+    remove). HRank's ranks are read from the cache the analysis wrote under --rank_path, or measured as main.py
+    measures them: --hrank_batches batches of the pairs' images at its default batch size."""
+    from compression_tool.prune_module.criteria import CRITERIA
 
-    from compression_tool.prune_module.hrank import load_or_compute_ranks
-
-    images = SimpleNamespace(images=evaluator.images, batch_size=config.evaluation.batch_size)
-    return "hrank", load_or_compute_ranks(loaded, images, config.hrank_batches, config.rank_path)
+    return CRITERIA[curves.criterion].measured(loaded, evaluator.images(), batch_size=config.evaluation.batch_size,
+                                               batches=config.hrank_batches, cache_folder=config.rank_path)
 
 
 def measured_choice(config: "ScheduleConfig", curves: Curves, candidates, size):
@@ -185,11 +182,11 @@ def measured_choice(config: "ScheduleConfig", curves: Curves, candidates, size):
     needed = max(config.bn_recalibrate, config.reconstruct)
     repair = Repair(sample_images(config.train_root, loaded.spec, needed) if needed else None,
                     config.reconstruct, config.bn_recalibrate)
-    criterion, ranks = ranking(config, curves, loaded, evaluator)
+    criterion = ranking(config, curves, loaded, evaluator)
     scores = {}
     for name, (ratios, reached) in candidates.items():
         model = copy.deepcopy(loaded.model)
-        prune_and_repair(model, size, {k: v for k, v in ratios.items() if v > 0}, criterion, ranks,
+        prune_and_repair(model, size, {k: v for k, v in ratios.items() if v > 0}, criterion,
                          round_to=config.round_to, repair=repair)
         scores[name] = evaluator(model)["headline"]
         print(f"candidate {name}: MACs {reached['macs']:.3f}x, measured {scores[name]:.4f}")
@@ -220,21 +217,21 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
         else Repair()
     # without weights nothing is scored: which channels go changes no measured time, and HRank would have no
     # images to rank them on
-    criterion, ranks = ranking(config, curves, loaded, evaluator) if evaluator is not None else ("l1", None)
+    criterion = ranking(config, curves, loaded, evaluator) if evaluator is not None else None
     damage = {layer: curves.damage(layer) for layer in layers}
     plan = plan_for_latency(
         model=loaded.model, model_name=config.model, input_size=size, damage=damage,
         max_fraction={layer: max(curves.accuracy[layer]) for layer in layers}, goal=goal, repair=repair,
-        criterion=criterion, ranks=ranks, evaluator=evaluator, calibration=images[:64] if images is not None else None,
+        criterion=criterion, evaluator=evaluator, calibration=images[:64] if images is not None else None,
         repeats=config.latency_repeats, steps=config.latency_steps,
         cache_dir=config.latency_cache, save_dir=Path(config.output).with_suffix("").as_posix() + "_points",
         info={"arch": loaded.arch, "input_size": list(size), "embedding_size": loaded.embedding_size})
     chosen = plan.chosen
     print(frontier_table(plan))
     scored = f", {chosen.accuracy:.4f} on {Path(config.evaluation.pair_list).name}" if chosen.accuracy is not None else ""
-    rule = (f"{goal.describe()}: point {chosen.index} of the greedy path, predicted {chosen.predicted_ms:.2f} ms, "
+    rule = (f"{goal.describe()}: point {chosen.index} of the {chosen.path} path, predicted {chosen.predicted_ms:.2f} ms, "
             f"measured {chosen.measured_ms:.2f} ms ({chosen.ratio:.3f}x of the unpruned model){scored}")
-    tried = [{"schedule": f"point {m.index}", "widths": m.widths, "predicted_ms": m.predicted_ms,
+    tried = [{"schedule": f"point {m.label}", "widths": m.widths, "predicted_ms": m.predicted_ms,
               "measured_ms": m.measured_ms, "unpruned_ms": m.unpruned_ms, "latency_ratio": m.ratio,
               "measured": m.accuracy, "chosen": m is chosen, **m.extra} for m in plan.measured]
     extra = {"deployment": {"runtime": str(goal.deployment.runtime), "threads": goal.deployment.threads,
@@ -250,7 +247,7 @@ def frontier_table(plan) -> str:
     lines = ["| point | predicted ms | measured ms | x unpruned | accuracy | |", "|---|---|---|---|---|---|"]
     for m in plan.measured:
         accuracy = f"{m.accuracy:.4f}" if m.accuracy is not None else "-"
-        lines.append(f"| {m.index} | {m.predicted_ms:.2f} | {m.measured_ms:.2f} | {m.ratio:.3f} | {accuracy} | "
+        lines.append(f"| {m.label} | {m.predicted_ms:.2f} | {m.measured_ms:.2f} | {m.ratio:.3f} | {accuracy} | "
                      f"{'chosen' if m is plan.chosen else ''} |")
     return "\n".join(lines)
 
@@ -285,6 +282,7 @@ class ScheduleConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_config_flag(p)
     p.add_argument("--csv", required=True, help="sensitivity CSV (from --mode sa)")
     p.add_argument("--model", required=True, help="the model the CSV was measured on (chooses the layers)")
     p.add_argument("--input_size", default=None, help="HxW written as the schedule's dataset (e.g. 144x122)")
@@ -422,9 +420,10 @@ def schedule_config(args) -> ScheduleConfig:
 
 
 def main(argv: list | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_flags(build_parser(), argv)
     reuse_freed_memory()  # as main.py does by default: this CLI runs models too
-    return exit_code(lambda: write_result_json(args.result_json, make_schedule(schedule_config(args))))
+    return exit_code(lambda: write_result_json(args.result_json, make_schedule(schedule_config(args)),
+                                               config=settings_of(args)))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ import torch
 
 from compression_tool.commen_utils.atomic import write_text
 from compression_tool.commen_utils.allocator import reuse_freed_memory
-from compression_tool.commen_utils.cli_flags import DEFAULT_TRAIN_DATA, add_pair_list_flags, evaluation_settings
+from compression_tool.commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_config_flag, add_pair_list_flags,
+                                                    evaluation_settings, parse_flags)
 from compression_tool.commen_utils.errors import UserError, exit_code
 from compression_tool.commen_utils.model_stats import count_macs, count_params
 from compression_tool.commen_utils.results import write_result_json
@@ -266,6 +267,7 @@ def rebuild_report(report_json: str | Path, output_dir: str | None = None):
 
 def main(argv: list | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_config_flag(p)
     p.add_argument("--variant", action="append", required=True, metavar="LABEL=CHECKPOINT")
     add_pair_list_flags(p, val_targets=True)
     p.add_argument("--csv", help="sensitivity CSV to plot into the report")
@@ -274,7 +276,7 @@ def main(argv: list | None = None) -> int:
     p.add_argument("--output_dir", help="default work_space/report/<time>")
     p.add_argument("--train_data_path", default=DEFAULT_TRAIN_DATA,
                    help="calibration images of the original INT8 row (never the test pairs)")
-    args = p.parse_args(argv)
+    args = parse_flags(p, argv)
     reuse_freed_memory()  # as main.py does by default: this CLI runs models too
     return exit_code(lambda: build_report(report_config(args)))
 

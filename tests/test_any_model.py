@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from compression_tool.prune_module.criteria import group_scores
+from compression_tool.prune_module.criteria import L1
 from compression_tool.prune_module.graph import ChannelGraph, apply_plan
 from compression_tool.prune_module.repair import refittable_consumers
 from compression_tool.prune_module.thinning import prune_model
@@ -43,7 +43,7 @@ def test_each_group_thins_as_zeroing(model_and_graph):
     x = torch.randn(2, 3, *SIZE)
     step = max(1, len(graph.groups) // SAMPLED)
     for group in graph.groups[::step][:SAMPLED + 1]:
-        plan = graph.plan(group, group.channels_to_remove(group_scores(model, group), 0.4))
+        plan = graph.plan(group, group.channels_to_remove(L1().scores(model, group), 0.4))
         with torch.no_grad():
             expected = zero_channels(copy.deepcopy(model), plan)(x)
             got = apply_plan(copy.deepcopy(model), plan)(x)
@@ -56,7 +56,7 @@ def test_all_groups_pruned_together_equal_the_zeroed_model(model_and_graph):
     ratios = {g.param: 0.3 for g in graph.groups}
     reference = copy.deepcopy(model)
     for group in graph.groups:  # plans on the unpruned model, all silenced at once
-        zero_channels(reference, graph.plan(group, group.channels_to_remove(group_scores(model, group), 0.3)))
+        zero_channels(reference, graph.plan(group, group.channels_to_remove(L1().scores(model, group), 0.3)))
     pruned = copy.deepcopy(model)
     prune_model(pruned, SIZE, ratios)
     with torch.no_grad():

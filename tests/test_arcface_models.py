@@ -10,7 +10,7 @@ from compression_tool.commen_utils.checkpoint import NESTED_KEYS
 from compression_tool.commen_utils.errors import UserError
 from compression_tool.model_define import create_model, get_entry, list_models
 from compression_tool.model_define.loading import load_model
-from compression_tool.prune_module.criteria import group_scores
+from compression_tool.prune_module.criteria import L1
 from compression_tool.prune_module.graph import ChannelGraph, apply_plan
 from compression_tool.train_module.trainer import parameter_groups
 from tests.helpers import randomize, zero_channels
@@ -94,7 +94,7 @@ def test_mbf_prunes_exactly_including_the_grouped_second_conv():
     groups = graph.groups
     # the stem feeds the conv with 64 groups of 2 channels: half of each block goes at 0.5
     for group, ratio in ((groups[0], 0.5), (groups[2], 0.4), (groups[len(groups) // 2], 0.4), (groups[-1], 0.4)):
-        idxs = group.channels_to_remove(group_scores(model, group), ratio)
+        idxs = group.channels_to_remove(L1().scores(model, group), ratio)
         assert idxs, group.param
         plan = graph.plan(group, idxs)
         pruned, reference = apply_plan(copy.deepcopy(model), plan), zero_channels(copy.deepcopy(model), plan)

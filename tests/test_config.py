@@ -71,3 +71,19 @@ def test_a_bad_setting_is_refused_when_the_config_is_built():
                          ({"mixup": 1.0, "head": "arcface"}, "--mixup 1.0: blends have no identity label")):
         with pytest.raises(UserError, match=message):
             FineTuneConfig(**bad)
+
+
+def test_a_schedule_is_reproduced_from_its_written_config(tmp_path):
+    from tests.fixtures.make_fixtures import HERE, MODEL
+
+    script = "pruning_analysis_tools/auto_make_yaml.py"
+    first = run_in_process("--csv", HERE / "sensitivity.csv", "--model", MODEL, "--target_macs_ratio", "0.5",
+                           "--output", tmp_path / "a.yaml", "--result_json", tmp_path / "a.json", script=script)
+    assert first.returncode == 0, first.stderr
+    config = read_json(tmp_path / "a.json")["config"]
+    assert config["target_macs_ratio"] == 0.5 and config["csv"] == str(HERE / "sensitivity.csv")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({**config, "output": str(tmp_path / "b.yaml")}))
+    second = run_in_process("--config", tmp_path / "run.yaml", "--result_json", tmp_path / "b.json", script=script)
+    assert second.returncode == 0, second.stderr
+    assert read_json(tmp_path / "b.json")["ratios"] == read_json(tmp_path / "a.json")["ratios"]
+    assert (tmp_path / "b.yaml").read_text().replace("b.yaml", "a.yaml") == (tmp_path / "a.yaml").read_text()

@@ -183,8 +183,8 @@ def test_run_finetune_as_a_function_with_mixup_and_feature_distillation(tiny_set
     evaluator = make_evaluator("lfw", ORL, pairs, loaded.spec, batch_size=16, cache_images=True, progress=False)
     config = FineTuneConfig(epochs=1, lr=0.001, milestones=(), batch_size=8, head="none", kd_weight=1.0, mixup=1.0,
                             freeze_bn_stats=True, feature_kd=1.0)
-    result = run_finetune(FineTuneRun(train_root=str(train), work_path=str(tmp_path)), loaded, evaluator, config,
-                          teacher)
+    result = run_finetune(config, loaded, evaluator=evaluator,
+                          run=FineTuneRun(train_root=str(train), work_path=str(tmp_path)), teacher=teacher)
     rows = list(csv.DictReader(open(result.log)))
     assert [r["epoch"] for r in rows] == ["0", "1"] and 0 < float(rows[1]["kd"]) < 1
     assert float(rows[1]["features"]) > 0  # the pruned BN outputs were matched to the teacher's
@@ -198,8 +198,9 @@ def test_best_of_trained_keeps_a_trained_epoch_even_when_it_only_ties_the_start(
     for best_of_trained, epoch in ((False, 0), (True, 1)):  # lr 0: epoch 1 scores exactly what the start did
         config = FineTuneConfig(epochs=1, lr=0.0, milestones=(), batch_size=8, head="none", kd_weight=1.0,
                                 freeze_bn_stats=True, best_of_trained=best_of_trained)
-        result = run_finetune(FineTuneRun(train_root=str(train), work_path=str(tmp_path / str(epoch))), loaded,
-                              evaluator, config, teacher)
+        result = run_finetune(config, loaded, evaluator=evaluator,
+                              run=FineTuneRun(train_root=str(train), work_path=str(tmp_path / str(epoch))),
+                              teacher=teacher)
         assert load_checkpoint(result.best_checkpoint)[1]["metadata"]["epoch"] == epoch
         assert result.accuracy == result.accuracy_start
 
@@ -235,5 +236,5 @@ def test_more_epochs_resume_a_step_schedule_but_not_a_cosine_one():
 
 def test_an_unknown_lr_schedule_is_a_one_line_error(tmp_path):
     with pytest.raises(UserError, match="--lr_schedule linear: choose one of step, cosine"):
-        run_finetune(FineTuneRun(train_root=str(TRAIN), work_path=str(tmp_path)), None, None,
-                     FineTuneConfig(lr_schedule="linear"))
+        run_finetune(FineTuneConfig(lr_schedule="linear"), None, evaluator=None,
+                     run=FineTuneRun(train_root=str(TRAIN), work_path=str(tmp_path)))

@@ -67,7 +67,7 @@ def images(loaded):
 @pytest.fixture(scope="module")
 def sa(setup, loaded, evaluator, images):
     return run_sensitivity(SensitivityConfig(levels="0.0,0.5", output_folder=str(setup[0] / "sa"), reconstruct=8),
-                           loaded, evaluator, calibration=images)
+                           loaded, evaluator=evaluator, images=images)
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +83,15 @@ def pruned(setup, schedule, evaluator, images):
     tmp, weights, _ = setup
     return run_prune(PruneConfig(schedule_path=schedule["yaml"], reconstruct=8, save_checkpoint=True,
                                  output_folder=str(tmp), layers_out_path=str(tmp / "out.txt")),
-                     load_model(MODEL, weights), evaluator, images)
+                     load_model(MODEL, weights), evaluator=evaluator, images=images)
 
 
 @pytest.fixture(scope="module")
 def quantized(setup, pruned, evaluator, images):
     return run_quantization(QuantizationConfig(latency_batches=(1,), latency_repeats=2,
                                                output_folder=str(setup[0] / "q")),
-                            load_model(checkpoint=pruned.checkpoint), evaluator, images[:8], images[8:])
+                            load_model(checkpoint=pruned.checkpoint), evaluator=evaluator, calibration=images[:8],
+                            validation=images[8:])
 
 
 def build_from(weights) -> nn.Module:
@@ -192,9 +193,10 @@ def test_prune_saves_what_it_reports(setup, loaded, evaluator, schedule, pruned)
 def test_finetune_trains_the_pruned_model_and_keeps_its_widths(setup, evaluator, pruned):
     tmp, weights, _ = setup
     start = load_model(checkpoint=pruned.checkpoint)
-    tuned = run_finetune(FineTuneRun(train_root=str(TRAIN), work_path=str(tmp / "ft")), start, evaluator,
-                         FineTuneConfig(epochs=1, lr=0.001, milestones=(), batch_size=32, head="none", kd_weight=1.0,
-                                        feature_kd=100.0, best_of_trained=True), load_model(MODEL, weights).model)
+    tuned = run_finetune(FineTuneConfig(epochs=1, lr=0.001, milestones=(), batch_size=32, head="none", kd_weight=1.0,
+                                        feature_kd=100.0, best_of_trained=True), start, evaluator=evaluator,
+                         run=FineTuneRun(train_root=str(TRAIN), work_path=str(tmp / "ft")),
+                         teacher=load_model(MODEL, weights).model)
     assert tuned.epochs == 1 and tuned.accuracy_start == pytest.approx(pruned.accuracy_after, abs=1e-9)
     best = load_model(checkpoint=tuned.best_checkpoint)
     assert best.keep == pruned.keep

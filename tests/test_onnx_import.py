@@ -16,7 +16,7 @@ from compression_tool.model_define import create_model, get_entry
 from compression_tool.model_define.keep import record_keep
 from compression_tool.model_define.loading import load_model
 from compression_tool.model_define.sface import bundled_onnx_path
-from compression_tool.prune_module.criteria import group_scores
+from compression_tool.prune_module.criteria import L1
 from compression_tool.prune_module.graph import ChannelGraph, apply_plan
 from compression_tool.prune_module.thinning import prune_model
 from tests.cli import ORL, SFACE, one_line_error, run_in_process, subset_pairs
@@ -33,7 +33,7 @@ def assert_prunes_exactly(model, size, x, count=3):
     graph = ChannelGraph(model, size)
     groups = graph.groups
     for group in (groups[0], groups[len(groups) // 2], groups[-1])[:count]:
-        idxs = group.channels_to_remove(group_scores(model, group), 0.4)
+        idxs = group.channels_to_remove(L1().scores(model, group), 0.4)
         plan = graph.plan(group, idxs)
         pruned, reference = apply_plan(copy.deepcopy(model), plan), zero_channels(copy.deepcopy(model), plan)
         with torch.no_grad():

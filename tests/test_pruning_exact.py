@@ -9,7 +9,7 @@ from compression_tool.commen_utils.checkpoint import load_checkpoint, save_check
 from compression_tool.model_define import create_model, get_entry
 from compression_tool.model_define.keep import layer_width, record_keep
 from compression_tool.model_define.loading import load_model
-from compression_tool.prune_module.criteria import group_scores
+from compression_tool.prune_module.criteria import L1
 from compression_tool.prune_module.graph import ChannelGraph, apply_plan
 from compression_tool.prune_module.thinning import prune_model
 from tests.helpers import randomize, zero_channels
@@ -37,7 +37,7 @@ def test_thinning_equals_zeroing(name):
     graph = ChannelGraph(model, size)
     assert graph.groups, name
     for param, group in pick_groups(graph).items():
-        idxs = group.channels_to_remove(group_scores(model, group), 0.4)
+        idxs = group.channels_to_remove(L1().scores(model, group), 0.4)
         plan = graph.plan(group, idxs)
         pruned = apply_plan(copy.deepcopy(model), plan)
         reference = zero_channels(copy.deepcopy(model), plan)

@@ -69,23 +69,14 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture
 def rankings(monkeypatch):
-    """Every (criterion, whether ranks were given) that a group was scored with while a candidate was pruned and
-    repaired for its measurement (the budget's bisections prune too, for the widths only: not recorded)."""
-    seen, measuring = [], []
-    scores, prune_and_repair = thinning.group_scores, thinning.prune_and_repair
+    """Every (criterion, whether it holds ranks) a candidate was pruned and repaired with for its measurement
+    (the budget's bisections prune too, for the widths only, with prune_model: not recorded)."""
+    seen = []
+    prune_and_repair = thinning.prune_and_repair
 
-    def scores_spy(model, group, criterion="l1", ranks=None):
-        if measuring:
-            seen.append((criterion, ranks is not None))
-        return scores(model, group, criterion, ranks)
-
-    def measuring_spy(*args, **kwargs):
-        measuring.append(True)
-        try:
-            return prune_and_repair(*args, **kwargs)
-        finally:
-            measuring.pop()
-    monkeypatch.setattr(thinning, "group_scores", scores_spy)
+    def measuring_spy(model, input_size, ratios, criterion=None, *args, **kwargs):
+        seen.append((criterion.name if criterion else "l1", getattr(criterion, "ranks", None) is not None))
+        return prune_and_repair(model, input_size, ratios, criterion, *args, **kwargs)
     monkeypatch.setattr(thinning, "prune_and_repair", measuring_spy)
     return seen
 
@@ -98,7 +89,7 @@ def test_candidates_are_measured_with_the_csvs_criterion(tmp_path, tiny, ranking
                                           checkpoint=str(weights), evaluation=evaluation, hrank_batches=1,
                                           rank_path=str(tmp_path / "ranks")))
     assert len(result["candidates"]) > 1 and result["criterion"] == expected
-    # every layer of every candidate measured was ranked by the CSV's criterion (HRank with its ranks)
+    # every candidate measured was pruned with the CSV's criterion (HRank holding its ranks)
     assert len(rankings) >= len(result["candidates"]) and set(rankings) == {(expected, expected == "hrank")}
     assert (f"(analysis with --criterion {expected}, " in (tmp_path / "s.yaml").read_text()) == (expected != "l1")
     # HRank's ranks were computed on the pairs' images and cached where --mode prune --hrank looks for them

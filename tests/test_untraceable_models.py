@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from compression_tool.commen_utils.errors import UserError
-from compression_tool.prune_module.criteria import group_scores
+from compression_tool.prune_module.criteria import L1
 from compression_tool.prune_module.graph import ChannelGraph, apply_plan
 from compression_tool.prune_module.thinning import prune_model
 from tests.cli import ORL, one_line_error, read_json, run_in_process, subset_pairs
@@ -43,7 +43,7 @@ def test_pruning_what_is_prunable_is_exact(shufflenet):
     x = torch.randn(2, 3, *SIZE)
     reference = copy.deepcopy(model)
     for group in graph.groups:
-        plan = graph.plan(group, group.channels_to_remove(group_scores(model, group), 0.4))
+        plan = graph.plan(group, group.channels_to_remove(L1().scores(model, group), 0.4))
         if group.param in ("conv1.0.weight", "stage3.2.branch2.0.weight", "conv5.0.weight"):  # one by one too
             with torch.no_grad():
                 expected, got = zero_channels(copy.deepcopy(model), plan)(x), apply_plan(copy.deepcopy(model), plan)(x)

@@ -272,7 +272,9 @@ def save_epoch(job: FineTune, folder: Path, headline: str, common: dict, run_met
           flush=True)
 
 
-def run_finetune(run: FineTuneRun, loaded, evaluator, config: FineTuneConfig, teacher=None) -> FineTuneResult:
+def run_finetune(config: FineTuneConfig, loaded, *, evaluator, run: FineTuneRun, teacher=None) -> FineTuneResult:
+    """`--mode finetune`: train `loaded`'s model, scoring it on `evaluator` after every epoch; `run`: where it reads
+    and writes; `teacher`: the unpruned model to distil from."""
     config = config.with_teacher(teacher is not None)
     resume = Path(run.resume) if run.resume else None
     folder = resume or Path(run.work_path) / time_stamp()
