@@ -15,6 +15,7 @@ import torch
 
 from compression_tool.commen_utils.allocator import reuse_freed_memory
 from compression_tool.commen_utils.cli_flags import parse_flags, settings_of
+from compression_tool.commen_utils.console import report_to_console
 from compression_tool.commen_utils.errors import exit_code
 from compression_tool.commen_utils.results import write_result_json
 from compression_tool.modes import MODES
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace):
 
 def main(argv: list | None = None) -> int:
     args = parse_flags(build_parser(), argv)
+    report_to_console()
     if args.allocator == "reuse":
         reuse_freed_memory()
 

@@ -1,6 +1,7 @@
 """`--mode prune` (and `python pruning.py`, as the original ran it): apply a Distiller schedule to a model,
 repair it, report before/after and save a self-describing checkpoint. The engine lives in prune_module/."""
 import importlib.util
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from compression_tool.prune_module.graph import ChannelGraph
 from compression_tool.prune_module.repair import Repair
 from compression_tool.prune_module.summary import keep_widths
 from compression_tool.prune_module.thinning import Thinned, prune_and_repair
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,14 +90,14 @@ def run_prune(config: PruneConfig, loaded, *, evaluator=None, criterion: Criteri
     repair = Repair(images, config.reconstruct, config.bn_recalibrate)
     thinned = prune_and_repair(model, size, ratios, criterion, config.round_to, graph, repair)
     if config.reconstruct:
-        print(refit_summary(thinned))
+        log.info(refit_summary(thinned))
         result.update(refitted=thinned.refitted, not_refitted=thinned.not_refitted)
     keep = record_keep(model)
     result.update(params_after=count_params(model), macs_after=count_macs(model, size), keep=keep,
                   criterion=criterion.name, bn_recalibration_images=config.bn_recalibrate,
                   reconstruction_images=config.reconstruct)
     widths = keep_widths(model)
-    print(f"keep ({len(widths)} convs): {widths}")
+    log.info(f"keep ({len(widths)} convs): {widths}")
     if evaluator is not None:
         after = evaluator.outputs(model)
         result["accuracy_after"] = evaluator.score(after)["headline"]
@@ -104,7 +107,7 @@ def run_prune(config: PruneConfig, loaded, *, evaluator=None, criterion: Criteri
     if layers_out.exists() and not config.overwrite:  # keep the earlier list: this one gets the time in its name
         layers_out = layers_out.with_name(f"{layers_out.stem}_{time_stamp()}{layers_out.suffix}")
     write_text(layers_out, f"{widths}\n")
-    print(f"keep list: {layers_out}")
+    log.info(f"keep list: {layers_out}")
     if config.save_checkpoint:
         path = save_checkpoint(checkpoint, model, loaded.arch, keep=keep, input_size=size,
                                embedding_size=loaded.embedding_size, overwrite=config.overwrite,
@@ -118,8 +121,8 @@ def run_prune(config: PruneConfig, loaded, *, evaluator=None, criterion: Criteri
               f"({result['macs_after'] / result['macs_before']:.2f}x)"]
     if evaluator is not None:
         report.append(f"{evaluator.data_source} {result['accuracy_before']:.4f} -> {result['accuracy_after']:.4f}")
-    print("pruned: " + ", ".join(report))
-    print(f"saved: {result['checkpoint']}" if config.save_checkpoint else "not saved (pass --save_model_pt)")
+    log.info("pruned: " + ", ".join(report))
+    log.info(f"saved: {result['checkpoint']}" if config.save_checkpoint else "not saved (pass --save_model_pt)")
     return PruneResult(**result)
 
 

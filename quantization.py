@@ -8,6 +8,7 @@ never on the test pairs; the pair list only scores the result.
 """
 import copy
 import importlib.util
+import logging
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +33,8 @@ from compression_tool.quant_module.backends import (Int8Job, backend_named, back
                                                     check_backends, default_backend)
 from compression_tool.quant_module.config import QuantizationConfig
 from compression_tool.quant_module.selection import candidate_rows, candidate_table, fastest_accurate, measure
+
+log = logging.getLogger(__name__)
 
 __all__ = ["QuantizationConfig", "QuantizationResult", "default_backend", "run_quantization"]
 
@@ -98,8 +101,8 @@ def run_quantization(config: QuantizationConfig, loaded, *, evaluator, calibrati
     odd = [f"{name} ({m.out_channels})" for name, m in fp32.named_modules()
            if isinstance(m, nn.Conv2d) and m.out_channels % 8]
     if odd:  # INT8 kernels work on blocks of 8 (or 16) channels
-        print(f"note: {len(odd)} conv(s) have widths that are not multiples of 8, e.g. {odd[0]}; the INT8 CPU "
-              f"kernels fall back to slow paths on those: prune with --round_to 8")
+        log.info(f"note: {len(odd)} conv(s) have widths that are not multiples of 8, e.g. {odd[0]}; the INT8 CPU "
+                 f"kernels fall back to slow paths on those: prune with --round_to 8")
     stem = Path(config.output_folder) / f"{Path(loaded.arch).stem}_{time_stamp()}"
     final = {name: stem.with_name(stem.name + suffix) for name, suffix in output_names(config).items()}
     with staged_files(final, config.overwrite) as files:
@@ -107,15 +110,15 @@ def run_quantization(config: QuantizationConfig, loaded, *, evaluator, calibrati
     files = {name: str(path) for name, path in final.items() if not name.endswith(" weights")}
     files["int8"] = files[result.int8_variant]
     for name, path in files.items():
-        print(f"saved {name}: {path}")
+        log.info(f"saved {name}: {path}")
     return replace(result, files=files)
 
 
 def quantize_and_compare(config, loaded, evaluator, calibration, validation, fp32, files) -> QuantizationResult:
     isa = read_cpu_isa()
     backends = ", ".join(b.name for b in backends_to_run(config))
-    print(f"CPU: {isa.describe()}; INT8 backend(s): {backends}; {len(calibration)} calibration "
-          f"and {len(validation)} validation images from {config.calibration_source or 'the training folder'}")
+    log.info(f"CPU: {isa.describe()}; INT8 backend(s): {backends}; {len(calibration)} calibration "
+             f"and {len(validation)} validation images from {config.calibration_source or 'the training folder'}")
     common = layout_of(loaded)
     save_checkpoint(files["fp32"], fp32, metadata={"precision": "fp32"}, **common)
     export_onnx(fp32, loaded.input_size, files["onnx fp32"])
@@ -139,8 +142,8 @@ def quantize_and_compare(config, loaded, evaluator, calibration, validation, fp3
                             loaded.input_size, config.latency_batches, config.latency_repeats)
         winner, why = fastest_accurate(finalists, config.min_cosine)
         backend = next(name for name, candidate in chosen.items() if candidate is winner)
-        print(f"--quant_backend auto chose {backend} ({why}), on {len(validation)} validation images:")
-        print(candidate_table(finalists, winner))
+        log.info(f"--quant_backend auto chose {backend} ({why}), on {len(validation)} validation images:")
+        log.info(candidate_table(finalists, winner))
         searches["auto"] = candidate_rows(finalists, winner)
     else:
         backend = backend_named(config.backend).name
@@ -176,9 +179,9 @@ def compare(evaluator, reference, variants: dict, input_size, config) -> dict:
 
 def print_table(data_source: str, rows: dict, chosen_int8: str) -> None:
     batches = sorted(int(k.rsplit("bs", 1)[1]) for k in rows["fp32"] if k.startswith("latency_ms_bs"))
-    print(f"| variant | {data_source} headline | cosine to FP32 min / mean | size MB | "
-          + " | ".join(f"bs{b} ms (x FP32)" for b in batches) + " |")
-    print("|---|---|---|---|" + "---|" * len(batches))
+    log.info(f"| variant | {data_source} headline | cosine to FP32 min / mean | size MB | "
+             + " | ".join(f"bs{b} ms (x FP32)" for b in batches) + " |")
+    log.info("|---|---|---|---|" + "---|" * len(batches))
     for name, row in rows.items():
         cells = [f"{name} (chosen)" if name == chosen_int8 else name, f"{row['accuracy']:.4f}",
                  f"{row['cosine_min']:.4f} / {row['cosine_mean']:.4f}",
@@ -186,7 +189,7 @@ def print_table(data_source: str, rows: dict, chosen_int8: str) -> None:
         for b in batches:
             ms = row[f"latency_ms_bs{b}"]
             cells.append(f"{ms:.1f} ({ms / rows['fp32'][f'latency_ms_bs{b}']:.2f}x)")
-        print("| " + " | ".join(cells) + " |")
+        log.info("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":  # same flags as main.py

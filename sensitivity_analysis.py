@@ -3,6 +3,7 @@ its filters is really removed? Writes Distiller's sensitivity CSV. The engine li
 the CSV in prune_module/sensitivity_csv.py.
 """
 import importlib.util
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.prune_module.criteria import Criterion, criterion_named
 from compression_tool.prune_module.sensitivity import SensitivityAnalysis, available_memory, parse_levels, shard_of
 from compression_tool.prune_module.sensitivity_csv import RowWriter, check_resumed, level_text, merge_shards, read_rows
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,11 @@ def run_sensitivity(config: SensitivityConfig, loaded, *, evaluator, criterion: 
     finished = {(r["parameter"], r["sparsity"]) for r in done}
     mine = [g for i, g in enumerate(analysis.graph.groups) if shard_of(i, world) == rank]
     todo = [g for g in mine if any((g.param, level_text(v)) not in finished for v in levels)]
-    print(f"sensitivity analysis: {len(analysis.graph.groups)} layers x {len(levels)} levels, criterion "
-          f"{criterion.name}, {'naive' if config.naive else 'fast'} path{repair_text(config)}"
-          + (f", shard {rank + 1}/{world}" if world > 1 else ""))
+    log.info(f"sensitivity analysis: {len(analysis.graph.groups)} layers x {len(levels)} levels, criterion "
+             f"{criterion.name}, {'naive' if config.naive else 'fast'} path{repair_text(config)}"
+             + (f", shard {rank + 1}/{world}" if world > 1 else ""))
     baseline = analysis.baseline()
-    print(f"baseline {evaluator.data_source} {baseline[0]:.4f}")
+    log.info(f"baseline {evaluator.data_source} {baseline[0]:.4f}")
     if done:
         check_resumed(csv_path, done, {**analysis.run_columns(), "top1": repr(float(baseline[0]))},
                       {g.param for g in analysis.graph.groups}, levels)
@@ -110,13 +113,13 @@ def run_sensitivity(config: SensitivityConfig, loaded, *, evaluator, criterion: 
     finally:
         writer.close()
     if analysis.over_budget:
-        print(f"note: {len(analysis.over_budget)} of {len(todo)} layers re-ran the whole model for every level: "
-              f"their cached activations (up to {max(analysis.over_budget.values()) / 2**30:.3g} GiB, twice that "
-              f"while walking) do not fit --sa_cache_gb {analysis.cache_bytes / 2**30:.3g}", file=sys.stderr)
+        log.warning(f"note: {len(analysis.over_budget)} of {len(todo)} layers re-ran the whole model for every level: "
+                    f"their cached activations (up to {max(analysis.over_budget.values()) / 2**30:.3g} GiB, twice that "
+                    f"while walking) do not fit --sa_cache_gb {analysis.cache_bytes / 2**30:.3g}")
     if world > 1:
         dist.barrier()
         if rank == 0:
             merge_shards(csv_path, world, existing_text, [g.param for g in analysis.graph.groups], levels)
         dist.barrier()
-    print(f"sensitivity CSV: {csv_path}")
+    log.info(f"sensitivity CSV: {csv_path}")
     return SensitivityResult(str(csv_path), baseline[0], len(analysis.graph.groups), levels)

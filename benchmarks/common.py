@@ -6,11 +6,13 @@ import sys
 import time
 from pathlib import Path
 
+from compression_tool.commen_utils.console import report_to_console
 from compression_tool.data.prepare_default import (HELDOUT_PAIRS as HELDOUT, PAIRS, ROOT,  # noqa: F401 (the
                                                      SFACE_CHECKPOINT as SFACE, TEST_ROOT as ORL,  # scripts' names)
                                                      TRAIN_PAIRS, TRAIN_ROOT as TRAIN)
 
 sys.path.insert(0, str(ROOT))  # benchmarks/any_model.py builds the test suite's models (tests/)
+report_to_console()  # the library's reports, as the CLIs show them, for the scripts that call it in-process
 
 
 REUSE = False  # set by reuse_memory(), reported by machine()

@@ -38,6 +38,27 @@ def analysis_csv(folder, repair):
     return next(Path(folder).glob("*.csv"))
 
 
+def score_previous_repair(model, size, images, ratios, evaluator) -> tuple:
+    """(accuracy, MACs) of `model` pruned by `ratios` and repaired as before 2026-11-28: each conv refitted from
+    the unpruned model's inputs, then BN statistics re-estimated."""
+    pruned, graph = copy.deepcopy(model), ChannelGraph(model, size)
+    plans = prune_model(pruned, size, ratios, graph=graph)
+    grams = input_grams(model, images, refittable_consumers(plans, graph.modules))
+    reconstruct(pruned, model, plans, grams, following_norms(model, size))
+    recalibrate_bn(pruned, images)
+    return evaluator(pruned)["headline"], count_macs(pruned, size)
+
+
+def faithful_at(curves, max_macs: float, macs) -> tuple:
+    """The original rule, with the expected accuracy searched so that the MACs (`macs(ratios)`) meet `max_macs`."""
+    accuracies = sorted({a for c in curves.accuracy.values() for a in c.values()}, reverse=True)
+    for expected in accuracies:
+        ratios = faithful_schedule(curves, curves.layers, expected)
+        if macs(ratios) <= max_macs:
+            return ratios, expected
+    return ratios, expected
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repair", choices=("LS", "none"), default="LS")
@@ -70,30 +91,13 @@ def main():
         prune_and_repair(pruned, size, {k: v for k, v in ratios.items() if v > 0}, repair=repair)
         return evaluator(pruned)["headline"], count_macs(pruned, size) / base_macs
 
-    def score_previous_repair(ratios):
-        pruned, graph = copy.deepcopy(model), ChannelGraph(model, size)
-        plans = prune_model(pruned, size, ratios, graph=graph)
-        grams = input_grams(model, images, refittable_consumers(plans, graph.modules))
-        reconstruct(pruned, model, plans, grams, following_norms(model, size))
-        recalibrate_bn(pruned, images)
-        return final(pruned)["headline"], count_macs(pruned, size) / base_macs
-
-    def faithful_at(target):
-        """The original rule, with the expected accuracy searched so that MACs meet the target."""
-        accuracies = sorted({a for c in curves.accuracy.values() for a in c.values()}, reverse=True)
-        for expected in accuracies:
-            ratios = faithful_schedule(curves, layers, expected)
-            if macs(ratios) <= target * base_macs:
-                return ratios, expected
-        return ratios, expected
-
     print(f"SFace unpruned: {final(model)['headline']:.4f}; {machine()}")
     print("| MACs target | schedule | repair | MACs | accuracy |")
     print("|---|---|---|---|---|")
     for target in TARGETS:
         candidates = budget_schedules(curves, layers, {"macs": target}, counts)
         uniform = candidates["uniform"][0]
-        faithful, expected = faithful_at(target)
+        faithful, expected = faithful_at(curves, target * base_macs, macs)
         best = max(candidates, key=lambda b: score(candidates[b][0], repairs[args.repair], search)[0])
         shown = repairs if args.repair == "LS" else ["none"]  # unrepaired curves: unrepaired rows only
         rows = [("uniform L1", uniform, r) for r in shown] + \
@@ -105,7 +109,8 @@ def main():
             print(f"| {target} | {name} | {repair} | {ratio:.3f} | {accuracy:.4f} |", flush=True)
         if args.repair == "none":
             continue
-        accuracy, ratio = score_previous_repair(uniform)
+        accuracy, ratio = score_previous_repair(model, size, images, uniform, final)
+        ratio /= base_macs
         print(f"| {target} | uniform L1 | LS, each conv from unpruned inputs, + BN (the repair before "
               f"2026-11-28) | {ratio:.3f} | {accuracy:.4f} |", flush=True)
 

@@ -5,11 +5,6 @@ allowed" (a width measured faster than every wider one), the one that costs the 
 millisecond saved, with the latency predicted for the whole current schedule (so that a layer between two
 pruned groups is counted once). Every step is a schedule: the walk is a path from the unpruned model to the
 fastest one the curves allow, along which a latency target or an accuracy floor picks a point.
-
-The uniform path is the other way there: one fraction removed from every group, snapped to allowed widths. The
-curves' damages are measured one layer at a time and do not add up; deep cuts made where each curve alone looks
-cheap can cost more together than an even cut (budget mode measures the same against its curve-shaped
-candidates), so a latency target measures both paths and keeps the more accurate point.
 """
 from typing import NamedTuple
 
@@ -36,7 +31,8 @@ def greedy_path(table: LatencyTable, damage: dict, max_fraction: dict) -> list[P
     """damage: {leader weight: {fraction removed: predicted damage}}; max_fraction: {leader weight: the most that
     may be removed} (the highest level the curve was measured at). Groups not in `damage` stay unpruned."""
     widths = {param: table.groups[param].full for param in damage}
-    options = allowed_within(table, damage, max_fraction)
+    options = {param: [w for w in table.allowed_widths(param)
+                       if 1 - w / table.groups[param].full <= max_fraction[param] + 1e-9] for param in damage}
 
     def cost(param, width):
         return damage_at(damage[param], 1 - width / table.groups[param].full)
@@ -61,29 +57,6 @@ def greedy_path(table: LatencyTable, damage: dict, max_fraction: dict) -> list[P
         _, param, width, current = best
         widths[param] = width
         path.append(PathPoint(dict(widths), current))
-
-
-def allowed_within(table: LatencyTable, damage: dict, max_fraction: dict) -> dict:
-    """{leader weight: its allowed widths (widest first) that remove at most its curve's highest level}."""
-    return {param: [w for w in table.allowed_widths(param)
-                    if 1 - w / table.groups[param].full <= max_fraction[param] + 1e-9] for param in damage}
-
-
-def uniform_path(table: LatencyTable, damage: dict, max_fraction: dict, steps: int = 64) -> list[PathPoint]:
-    """One fraction removed from every group in `damage`, from 0 up to the most any curve allows by 1/steps: each
-    group at the widest allowed width that removes at least that fraction (or its narrowest allowed one)."""
-    options = allowed_within(table, damage, max_fraction)
-    path, last = [], None
-    for step in range(steps + 1):
-        fraction = max(max_fraction.values()) * step / steps
-        widths = {}
-        for param, allowed in options.items():
-            target = table.groups[param].full * (1 - fraction)
-            widths[param] = next((w for w in allowed if w <= target + 1e-9), allowed[-1])
-        if widths != last:
-            path.append(PathPoint(widths, table.predict(widths)))
-            last = widths
-    return path
 
 
 def ratios_for(widths: dict, full: dict) -> dict:

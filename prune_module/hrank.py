@@ -1,5 +1,6 @@
 """HRank (Lin et al., 2020): the average rank of each channel's feature maps over a few batches, computed in the
 tool and cached under --rank_path by a hash of the weights."""
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from compression_tool.commen_utils.checkpoint import weights_digest
 from compression_tool.commen_utils.hooks import forward_hooks
 
 from .graph import ChannelGraph, PrunableGroup
+
+log = logging.getLogger(__name__)
 
 
 def feature_module(graph: ChannelGraph, group: PrunableGroup) -> str:
@@ -61,5 +64,5 @@ def load_or_compute_ranks(loaded, images: torch.Tensor, batch_size: int, batches
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **{k: v.numpy() for k, v in ranks.items()})
-    print(f"HRank ranks cached: {cache}")
+    log.info(f"HRank ranks cached: {cache}")
     return ranks

@@ -1,11 +1,12 @@
 """The fastest schedule in the deployment runtime that meets a user's target: a latency (of the unpruned model, or
 in ms), an accuracy floor, or both.
 
-The greedy path (allocation.py) is walked on the latency table's predictions (for a latency target with a model
-to score, the uniform path too); the points the choice depends on are then built for real — pruned, repaired, put in the runtime (quantized there for an INT8 runtime) — timed
+The greedy path (allocation.py) is walked on the latency table's predictions; the points the choice depends on
+are then built for real — pruned, repaired, put in the runtime (quantized there for an INT8 runtime) — timed
 side by side with the unpruned model in that runtime, and scored on the analysis pairs. Every measured point is
 returned, so that a report can draw the frontier.
 """
+import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,6 +16,8 @@ from .allocation import PathPoint
 from .criteria import Criterion
 from .latency_table import LatencyTable
 from .runtimes import Deployment
+
+log = logging.getLogger(__name__)
 
 PROBE_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)  # where along the path the accuracy floor is first probed
 REFINEMENTS = 2        # bisection steps between the last point within the floor and the first below it
@@ -65,15 +68,10 @@ class Measured:
     unpruned_ms: float        # the unpruned model, timed in the same rounds
     accuracy: float | None = None
     extra: dict = field(default_factory=dict)  # what the measurer adds (its saved file, ...)
-    path: str = "greedy"      # which path it lies on
 
     @property
     def ratio(self) -> float:
         return self.measured_ms / self.unpruned_ms
-
-    @property
-    def label(self) -> str:
-        return f"{self.path} {self.index}"
 
 
 def first_at(path: list[PathPoint], ms: float, start: int = 0) -> int:
@@ -160,14 +158,14 @@ class PathMeasurer:
     unpruned model in the same runtime, and scored by `evaluator` when there is one. With `save_dir`, each
     point's runtime model is saved there (and the unpruned one), for the report's frontier."""
 
-    def __init__(self, *, model, input_size, paths: dict[str, list[PathPoint]], full: dict, deployment: Deployment,
-                 repair, criterion: Criterion | None = None, evaluator=None, calibration=None,
-                 repeats: int = 15, save_dir=None, info: dict | None = None):
+    def __init__(self, *, model, input_size, path: list[PathPoint], full: dict, deployment: Deployment, repair,
+                 criterion: Criterion | None = None, evaluator=None, calibration=None, repeats: int = 15,
+                 save_dir=None, info: dict | None = None):
         from pathlib import Path
 
         from .runtimes import prepare
 
-        self.model, self.input_size, self.paths, self.full = model, tuple(input_size), paths, full
+        self.model, self.input_size, self.path, self.full = model, tuple(input_size), path, full
         self.deployment, self.repair, self.evaluator, self.calibration = deployment, repair, evaluator, calibration
         self.criterion = criterion  # how the points' channels are ranked (the curves' criterion; default L1)
         self.repeats, self.info = repeats, info or {}
@@ -183,7 +181,7 @@ class PathMeasurer:
         self.save_dir.mkdir(parents=True, exist_ok=True)
         return str(runner.save(self.save_dir / name, {**self.info, "keep": record_keep(model)}))
 
-    def __call__(self, path_name: str, i: int) -> Measured:
+    def __call__(self, i: int) -> Measured:
         import copy
 
         from compression_tool.commen_utils.latency import side_by_side_ms
@@ -192,7 +190,7 @@ class PathMeasurer:
         from .runtimes import prepare
         from .thinning import prune_and_repair
 
-        point = self.paths[path_name][i]
+        point = self.path[i]
         pruned = copy.deepcopy(self.model)
         prune_and_repair(pruned, self.input_size, ratios_for(point.widths, self.full), self.criterion,
                          repair=self.repair)
@@ -201,12 +199,12 @@ class PathMeasurer:
         unpruned_ms, ms = side_by_side_ms([self.unpruned.recompiled(), runner], self.input_size,
                                           self.deployment.batch, self.repeats)
         accuracy = self.evaluator(runner.evaluable())["headline"] if self.evaluator else None
-        file = self._save(runner, f"point_{path_name}_{i:03d}", pruned)
+        file = self._save(runner, f"point_{i:03d}", pruned)
         m = Measured(i, dict(point.widths), point.predicted_ms, ms, unpruned_ms, accuracy,
-                     {"file": file} if file else {}, path_name)
+                     {"file": file} if file else {})
         score = f", accuracy {accuracy:.4f}" if accuracy is not None else ""
-        print(f"point {m.label}: predicted {point.predicted_ms:.2f} ms, measured {ms:.2f} ms ({m.ratio:.3f}x of the "
-              f"unpruned model's {unpruned_ms:.2f} ms){score}", flush=True)
+        log.info(f"point {i}: predicted {point.predicted_ms:.2f} ms, measured {ms:.2f} ms ({m.ratio:.3f}x of the "
+                 f"unpruned model's {unpruned_ms:.2f} ms){score}")
         return m
 
 
@@ -228,9 +226,8 @@ def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fr
                      info: dict | None = None, progress: bool = True) -> LatencyPlan:
     """The schedule for `goal`: damage ({leader weight: {fraction: damage}}) and max_fraction come from the
     sensitivity curves; the model's latency table is measured in the goal's runtime (or read from the cache);
-    the greedy path is walked and the points the goal depends on are measured. A latency target with a model to
-    score walks the uniform path too and keeps the more accurate of the two points that meet it."""
-    from .allocation import greedy_path, ratios_for, uniform_path
+    the greedy path is walked and the points the goal depends on are measured."""
+    from .allocation import greedy_path, ratios_for
     from .graph import ChannelGraph
     from .latency_table import measure_latency_table, width_grid
 
@@ -244,36 +241,16 @@ def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fr
     grid = {p: width_grid(graph.by_param[p], max_fraction[p], steps) for p in damage}
     table = measure_latency_table(model, input_size, graph, goal.deployment, grid, model_name, repeats, cache_dir,
                                   progress)
-    paths = {"greedy": greedy_path(table, damage, max_fraction)}
-    # an accuracy floor probes a path about nine times: one path keeps it affordable
-    if goal.has_latency and evaluator is not None:
-        paths["uniform"] = uniform_path(table, damage, max_fraction)
+    path = greedy_path(table, damage, max_fraction)
     baseline = evaluator(model)["headline"] if evaluator is not None else None
     floor = baseline - goal.max_accuracy_drop / 100 if goal.max_accuracy_drop is not None else None
     full = {p: table.groups[p].full for p in damage}
-    measurer = PathMeasurer(model=model, input_size=input_size, paths=paths, full=full, deployment=goal.deployment,
+    measurer = PathMeasurer(model=model, input_size=input_size, path=path, full=full, deployment=goal.deployment,
                             repair=repair, criterion=criterion, evaluator=evaluator,
                             calibration=calibration, repeats=repeats, save_dir=save_dir, info=info)
-    chosen, measured = best_of_paths(paths, goal, measurer, floor)
+    log.info(f"latency path: {len(path)} schedules from {path[0].predicted_ms:.2f} ms (unpruned, predicted) to "
+             f"{path[-1].predicted_ms:.2f} ms; measuring the ones {goal.describe()} depends on")
+    chosen, measured = choose(path, goal, measurer, floor)
     return LatencyPlan(ratios_for(chosen.widths, full), chosen, measured, table, baseline, floor,
                        measurer.unpruned_file)
 
-
-def best_of_paths(paths: dict, goal: LatencyGoal, measurer, floor: float | None) -> tuple[Measured, list[Measured]]:
-    """`choose` on every path: the most accurate of their choices (the faster on a tie; the first path's without
-    scores), and every point measured. A path that cannot meet the goal is passed over while another can."""
-    choices, measured, refusal = [], [], None
-    for name, path in paths.items():
-        print(f"{name} path: {len(path)} schedules from {path[0].predicted_ms:.2f} ms (unpruned, predicted) to "
-              f"{path[-1].predicted_ms:.2f} ms; measuring the ones {goal.describe()} depends on", flush=True)
-        try:
-            chosen, points = choose(path, goal, lambda i, name=name: measurer(name, i), floor)
-        except UserError as e:
-            refusal = refusal or e
-            continue
-        choices.append(chosen)
-        measured += points
-    if not choices:
-        raise refusal
-    best = max(choices, key=lambda m: (m.accuracy if m.accuracy is not None else 0.0, -m.measured_ms))
-    return best, measured

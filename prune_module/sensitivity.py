@@ -7,8 +7,8 @@ forward from the previous layer's, and only the part from there on is re-run for
 re-evaluates the whole model every time, as the original did, and exists to prove that.
 """
 import copy
+import logging
 import os
-import sys
 from typing import Iterator
 
 import torch
@@ -22,6 +22,8 @@ from .criteria import L1, Criterion
 from .graph import ChannelGraph, PrunableGroup, apply_plan, call_order
 from .repair import following_norms, gram_bytes, input_grams, recalibrate_bn, reconstruct, refittable_consumers
 from .sensitivity_csv import level_text
+
+log = logging.getLogger(__name__)
 
 
 def available_memory() -> int:
@@ -44,10 +46,10 @@ def parse_levels(text: str) -> list[float]:
 
 
 class SensitivityAnalysis:
-    def __init__(self, model, input_size, evaluator, criterion: Criterion | None = None, naive=False, calibration=None,
+    def __init__(self, model, input_size, evaluator, criterion: Criterion | None = None, naive=False, bn_images=None,
                  reconstruction=None, cache_bytes=None):
         """criterion: how channels are ranked (default L1).
-        calibration: training images for adaptive-BN evaluation (EagleEye): after pruning, the statistics
+        bn_images: training images for adaptive-BN evaluation (EagleEye): after pruning, the statistics
         of every BN from the pruned group on are re-estimated on them before the pair list is scored.
         reconstruction: training images on which the layers that lose inputs are refitted, as prune
         mode's --reconstruct does, so that the curves predict what pruning will really cost.
@@ -55,7 +57,7 @@ class SensitivityAnalysis:
         self.model, self.input_size, self.evaluator = model.eval(), tuple(input_size), evaluator
         self.cache_bytes = available_memory() // 2 if cache_bytes is None else cache_bytes
         self.over_budget = {}  # {layer: bytes its cached activations would take} of those that did not fit
-        self.criterion, self.naive, self.calibration = criterion or L1(), naive, calibration
+        self.criterion, self.naive, self.bn_images = criterion or L1(), naive, bn_images
         self.graph = ChannelGraph(model, input_size)
         self.position = {name: i for i, name in enumerate(call_order(model, input_size))}
         self.macs = ThinnedMacs(model, input_size)
@@ -72,8 +74,8 @@ class SensitivityAnalysis:
             try:
                 self.splitter = GraphSplitter(model)
             except Exception as e:  # untraceable user model: still correct, just slower
-                print(f"note: torch.fx cannot trace this model ({type(e).__name__}); every level re-runs the "
-                      "whole model", file=sys.stderr)
+                log.warning(f"note: torch.fx cannot trace this model ({type(e).__name__}); every level re-runs the "
+                            "whole model")
 
     def baseline(self) -> tuple:
         """(headline metric, outputs) of the unpruned model."""
@@ -115,18 +117,18 @@ class SensitivityAnalysis:
         with torch.no_grad():
             probe = self.splitter.prefix(self.model, cut)(torch.zeros(1, 3, *self.input_size, device=device))
         images = len(self.evaluator.paths) * (2 if self.evaluator.flip else 1) + \
-            (0 if self.calibration is None else len(self.calibration))
+            (0 if self.bn_images is None else len(self.bn_images))
         return probe.numel() * probe.element_size() * images
 
     def activations_at(self, cut) -> tuple:
-        """(pair images, flipped images, calibration images) as they arrive at `cut`, walked forward from the
+        """(pair images, flipped images, BN images) as they arrive at `cut`, walked forward from the
         previous layer's cut when that one lies before it, else computed from the images."""
         if self._cached is not None and self._cached[0][0] <= cut[0]:
             start, tensors = self._cached
             runner = None if start[0] == cut[0] else self.splitter.segment(self.model, start, cut)
         else:
             tensors = (self.evaluator.images(), self.evaluator.images(flip=True) if self.evaluator.flip else None,
-                       self.calibration)
+                       self.bn_images)
             runner = self.splitter.prefix(self.model, cut)
         if runner is not None:
             tensors = tuple(None if t is None else self.evaluator.forward(runner, inputs=t) for t in tensors)
@@ -135,7 +137,7 @@ class SensitivityAnalysis:
 
     def run_columns(self) -> dict:
         """The columns that are the same on every row of one run: how it repaired, ranked, and on what."""
-        return {"bn_recalibration": str(0 if self.calibration is None else len(self.calibration)),
+        return {"bn_recalibration": str(0 if self.bn_images is None else len(self.bn_images)),
                 "reconstruction": str(self.reconstruction_images), "criterion": self.criterion.name,
                 "weights": self.weights}
 
@@ -143,15 +145,15 @@ class SensitivityAnalysis:
         """One CSV row per level for one group, computed as cheaply as the model allows."""
         scores = self.criterion.scores(self.model, group)
         inputs = flipped = None
-        calibration = self.calibration
-        norms = self._norms_from(self.members(group)) if calibration is not None else set()
+        bn_images = self.bn_images
+        norms = self._norms_from(self.members(group)) if bn_images is not None else set()
         cut = self.cut_of(group)
         size = 0 if cut is None else self.cached_bytes(cut)
         if 2 * size > self.cache_bytes:  # two sets are alive while walking to the next cut
             self.over_budget[group.param] = size
             cut = None
         if cut is not None:
-            inputs, flipped, calibration = self.activations_at(cut)
+            inputs, flipped, bn_images = self.activations_at(cut)
         reference = baseline[1]
         for level in levels:
             if level == 0.0:
@@ -159,8 +161,8 @@ class SensitivityAnalysis:
             else:
                 model = self._pruned(group, level, scores)
                 runner = model if cut is None else self.splitter.suffix(model, cut)
-                if calibration is not None:
-                    recalibrate_bn(runner, calibration, self.evaluator.batch_size,
+                if bn_images is not None:
+                    recalibrate_bn(runner, bn_images, self.evaluator.batch_size,
                                    [m for name, m in model.named_modules() if name in norms])
                 outputs = self.evaluator.outputs(runner, inputs, flipped)
                 metric = self.evaluator.score(outputs)["headline"]

@@ -28,6 +28,7 @@ from compression_tool.commen_utils.allocator import reuse_freed_memory
 from compression_tool.commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_config_flag, add_pair_list_flags,
                                                     add_repair_flags, add_round_to_flag, evaluation_settings,
                                                     parse_flags, settings_of)
+from compression_tool.commen_utils.console import report_to_console
 from compression_tool.commen_utils.errors import UserError, exit_code
 from compression_tool.commen_utils.results import write_result_json
 from compression_tool.commen_utils.schedule import write_schedule
@@ -228,10 +229,11 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
         info={"arch": loaded.arch, "input_size": list(size), "embedding_size": loaded.embedding_size})
     chosen = plan.chosen
     print(frontier_table(plan))
-    scored = f", {chosen.accuracy:.4f} on {Path(config.evaluation.pair_list).name}" if chosen.accuracy is not None else ""
-    rule = (f"{goal.describe()}: point {chosen.index} of the {chosen.path} path, predicted {chosen.predicted_ms:.2f} ms, "
+    scored = (f", {chosen.accuracy:.4f} on {Path(config.evaluation.pair_list).name}" if chosen.accuracy is not None
+              else "")
+    rule = (f"{goal.describe()}: point {chosen.index} of the greedy path, predicted {chosen.predicted_ms:.2f} ms, "
             f"measured {chosen.measured_ms:.2f} ms ({chosen.ratio:.3f}x of the unpruned model){scored}")
-    tried = [{"schedule": f"point {m.label}", "widths": m.widths, "predicted_ms": m.predicted_ms,
+    tried = [{"schedule": f"point {m.index}", "widths": m.widths, "predicted_ms": m.predicted_ms,
               "measured_ms": m.measured_ms, "unpruned_ms": m.unpruned_ms, "latency_ratio": m.ratio,
               "measured": m.accuracy, "chosen": m is chosen, **m.extra} for m in plan.measured]
     extra = {"deployment": {"runtime": str(goal.deployment.runtime), "threads": goal.deployment.threads,
@@ -247,7 +249,7 @@ def frontier_table(plan) -> str:
     lines = ["| point | predicted ms | measured ms | x unpruned | accuracy | |", "|---|---|---|---|---|---|"]
     for m in plan.measured:
         accuracy = f"{m.accuracy:.4f}" if m.accuracy is not None else "-"
-        lines.append(f"| {m.label} | {m.predicted_ms:.2f} | {m.measured_ms:.2f} | {m.ratio:.3f} | {accuracy} | "
+        lines.append(f"| {m.index} | {m.predicted_ms:.2f} | {m.measured_ms:.2f} | {m.ratio:.3f} | {accuracy} | "
                      f"{'chosen' if m is plan.chosen else ''} |")
     return "\n".join(lines)
 
@@ -322,6 +324,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def reached_ratios(config: ScheduleConfig, size, ratios: dict, round_to: int) -> dict:
+    """MACs and params of the model pruned by `ratios`, as fractions of the unpruned model's."""
+    macs, params = measured_counts(config.model, size, ratios, config.embedding_size, round_to)
+    base_macs, base_params = measured_counts(config.model, size, {}, config.embedding_size)
+    return {"macs": macs / base_macs, "params": params / base_params}
+
+
+def budget_schedule(config: ScheduleConfig, curves: Curves, layers: list[str], targets: dict, size) -> tuple:
+    """(ratios, rule, candidates measured, reached ratios) for a MACs or params budget."""
+    counted = {}  # the bisections keep landing on the same two-decimal schedules: build each once
+
+    def counts(ratios: dict) -> dict:
+        key = tuple(sorted((k, v) for k, v in ratios.items() if v > 0))
+        if key not in counted:
+            counted[key] = dict(zip(("macs", "params"), measured_counts(
+                config.model, size, dict(key), config.embedding_size, config.round_to)))
+        return counted[key]
+    candidates = budget_schedules(curves, layers, targets, counts)
+    rule = "budget " + ", ".join(f"{k} <= {v:g}x" for k, v in targets.items())
+    tried = []
+    if config.checkpoint:
+        used = {"reconstruct": config.reconstruct, "bn_recalibrate": config.bn_recalibrate}
+        if used != curves.repair:
+            print(f"note: the curves were measured with {repair_text(curves.repair)}, the candidates are "
+                  f"measured with {repair_text(used)}; the same options in both predict best", file=sys.stderr)
+        chosen, measured, tried = measured_choice(config, curves, candidates, size)
+        rule += f", {chosen} chosen by measurement ({measured:.4f} on {Path(config.evaluation.pair_list).name})"
+    else:
+        chosen = "equal damage"
+        rule += ", equal-damage schedule (not measured)"
+    ratios, reached = candidates[chosen]
+    return ratios, rule, tried, reached
+
+
 def make_schedule(config: ScheduleConfig) -> dict:
     import re
 
@@ -345,39 +381,14 @@ def make_schedule(config: ScheduleConfig) -> dict:
             raise UserError("a latency target or --max_accuracy_drop replaces --expected_acc and --target_*_ratio: "
                             "give one kind of target")
         ratios, rule, tried, extra = latency_schedule(config, curves, layers, size)
-        macs, params = measured_counts(config.model, size, ratios, config.embedding_size)
-        base_macs, base_params = measured_counts(config.model, size, {}, config.embedding_size)
-        reached = {"macs": macs / base_macs, "params": params / base_params}
+        reached = reached_ratios(config, size, ratios, round_to=1)
     elif targets:
+        ratios, rule, tried, reached = budget_schedule(config, curves, layers, targets, size)
         extra = {}
-        counted = {}  # the bisections keep landing on the same two-decimal schedules: build each once
-
-        def counts(ratios: dict) -> dict:
-            key = tuple(sorted((k, v) for k, v in ratios.items() if v > 0))
-            if key not in counted:
-                counted[key] = dict(zip(("macs", "params"), measured_counts(
-                    config.model, size, dict(key), config.embedding_size, config.round_to)))
-            return counted[key]
-        candidates = budget_schedules(curves, layers, targets, counts)
-        rule = "budget " + ", ".join(f"{k} <= {v:g}x" for k, v in targets.items())
-        tried = []
-        if config.checkpoint:
-            used = {"reconstruct": config.reconstruct, "bn_recalibrate": config.bn_recalibrate}
-            if used != curves.repair:
-                print(f"note: the curves were measured with {repair_text(curves.repair)}, the candidates are "
-                      f"measured with {repair_text(used)}; the same options in both predict best", file=sys.stderr)
-            chosen, measured, tried = measured_choice(config, curves, candidates, size)
-            rule += f", {chosen} chosen by measurement ({measured:.4f} on {Path(config.evaluation.pair_list).name})"
-        else:
-            chosen = "equal damage"
-            rule += ", equal-damage schedule (not measured)"
-        ratios, reached = candidates[chosen]
     elif config.expected_acc is not None:
         tried, extra = [], {}
         ratios = faithful_schedule(curves, layers, config.expected_acc)
-        macs, params = measured_counts(config.model, size, ratios, config.embedding_size, config.round_to)
-        base_macs, base_params = measured_counts(config.model, size, {}, config.embedding_size)
-        reached = {"macs": macs / base_macs, "params": params / base_params}
+        reached = reached_ratios(config, size, ratios, config.round_to)
         rule = f"original rule, expected_acc {config.expected_acc}"
     else:
         raise UserError("give --expected_acc (original rule) or --target_macs_ratio / --target_params_ratio")
@@ -421,6 +432,7 @@ def schedule_config(args) -> ScheduleConfig:
 
 def main(argv: list | None = None) -> int:
     args = parse_flags(build_parser(), argv)
+    report_to_console()
     reuse_freed_memory()  # as main.py does by default: this CLI runs models too
     return exit_code(lambda: write_result_json(args.result_json, make_schedule(schedule_config(args)),
                                                config=settings_of(args)))

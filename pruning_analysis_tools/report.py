@@ -26,6 +26,7 @@ from compression_tool.commen_utils.atomic import write_text
 from compression_tool.commen_utils.allocator import reuse_freed_memory
 from compression_tool.commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_config_flag, add_pair_list_flags,
                                                     evaluation_settings, parse_flags)
+from compression_tool.commen_utils.console import report_to_console
 from compression_tool.commen_utils.errors import UserError, exit_code
 from compression_tool.commen_utils.model_stats import count_macs, count_params
 from compression_tool.commen_utils.results import write_result_json
@@ -277,6 +278,7 @@ def main(argv: list | None = None) -> int:
     p.add_argument("--train_data_path", default=DEFAULT_TRAIN_DATA,
                    help="calibration images of the original INT8 row (never the test pairs)")
     args = parse_flags(p, argv)
+    report_to_console()
     reuse_freed_memory()  # as main.py does by default: this CLI runs models too
     return exit_code(lambda: build_report(report_config(args)))
 

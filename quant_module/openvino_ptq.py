@@ -22,6 +22,8 @@ from compression_tool.commen_utils.openvino_io import OpenVinoModel
 from .backends import Int8Backend, Int8Job, Int8Result, register_backend
 from .selection import Candidate, keep_best
 
+log = logging.getLogger(__name__)
+
 WEIGHTED_OPS = ("Convolution", "GroupConvolution", "MatMul")
 
 
@@ -125,8 +127,8 @@ def search(ov_fp32, reference_model, calibration: torch.Tensor, validation: torc
         controlled = quantize_with_cosine_control(ov_fp32, calibration, validation, reference, settings,
                                                   max_cosine_drop)
         kept_float = float_layers(controlled)
-        print(f"openvino accuracy control (--max_cosine_drop {max_cosine_drop}): {len(kept_float)} layer(s) in "
-              f"float: {', '.join(kept_float) or 'none'}")
+        log.info(f"openvino accuracy control (--max_cosine_drop {max_cosine_drop}): {len(kept_float)} layer(s) in "
+                 f"float: {', '.join(kept_float) or 'none'}")
         chosen = Candidate(f"{chosen.name}, accuracy control", OpenVinoModel(controlled),
                            {**chosen.settings, "max_cosine_drop": max_cosine_drop})
     chosen.settings["float_layers"] = float_layers(chosen.model.model)

@@ -5,6 +5,7 @@ Two rules. Within a backend, `best_not_slower`: the first candidate is the libra
 replaces it only if it is more accurate and not slower. Across backends (`--quant_backend auto`),
 `fastest_accurate`: the fastest whose mean cosine reaches the floor.
 """
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -14,6 +15,8 @@ import torch.nn.functional as F
 
 from compression_tool.commen_utils.batching import outputs_in_batches
 from compression_tool.commen_utils.latency import side_by_side_ms
+
+log = logging.getLogger(__name__)
 
 # Two timings of the same model differ by a few percent on a busy machine: within this, "not slower".
 LATENCY_TOLERANCE = 0.05
@@ -94,8 +97,8 @@ def keep_best(name: str, candidates: list, reference_model: Callable, validation
     measure(candidates, reference_model, validation, input_size, (1,), repeats)
     chosen, why = best_not_slower(candidates)
     if len(candidates) > 1:
-        print(f"{name}: kept {chosen.name} ({why}); measured on {len(validation)} validation images:")
-        print(candidate_table(candidates, chosen))
+        log.info(f"{name}: kept {chosen.name} ({why}); measured on {len(validation)} validation images:")
+        log.info(candidate_table(candidates, chosen))
     return chosen, candidate_rows(candidates, chosen)
 
 

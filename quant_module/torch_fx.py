@@ -11,6 +11,7 @@ Two fixes of our own:
   that is faster on this CPU at `--prelu_batch`.
 """
 import copy
+import logging
 import warnings
 from typing import Callable
 
@@ -29,6 +30,8 @@ from compression_tool.commen_utils.latency import median_ms
 
 from .backends import Int8Backend, Int8Job, Int8Result, register_backend
 from .selection import Candidate, candidate_rows, measure
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("x86", "fbgemm")
 
@@ -200,8 +203,8 @@ def int8_structure(model: nn.Module, input_size: tuple, settings: dict) -> Graph
 
 
 def quantize_for_torch(job: Int8Job) -> Int8Result:
-    print("note: the torch backend runs on torch.ao.quantization, which torch 2.14 deprecates and will remove; "
-          "--quant_backend openvino is the maintained path")
+    log.info("note: the torch backend runs on torch.ao.quantization, which torch 2.14 deprecates and will remove; "
+             "--quant_backend openvino is the maintained path")
     config, fp32 = job.config, job.fp32
     engine = config.backend if config.backend in ENGINES else ENGINES[0]
     integer = {"float": [], "integer": prelu_names(fp32)}.get(config.prelu)
@@ -212,9 +215,9 @@ def quantize_for_torch(job: Int8Job) -> Int8Result:
     model = quantize_int8(fp32, job.input_size, job.calibration, settings, config.calib_batch_size)
     save_checkpoint(job.files["torch int8"], model, **job.model_info,
                     metadata={**settings, "integer_prelu_state": integer_prelu_state(model)})
-    print(f"torch INT8: {engine} kernels, observer {config.observer}, {len(integer)} of "
-          f"{len(prelu_names(fp32))} PReLUs integer (--prelu {config.prelu}), "
-          f"{7 if settings['reduce_range'] else 8}-bit activations")
+    log.info(f"torch INT8: {engine} kernels, observer {config.observer}, {len(integer)} of "
+             f"{len(prelu_names(fp32))} PReLUs integer (--prelu {config.prelu}), "
+             f"{7 if settings['reduce_range'] else 8}-bit activations")
     candidate = Candidate(f"torch {engine}", model, {**settings, "backend": "torch", "engine": engine})
     measure([candidate], fp32, job.validation, job.input_size, (1,), config.latency_repeats)
     return Int8Result(candidate, candidate_rows([candidate], candidate))

@@ -1,7 +1,7 @@
 """Embed-and-score drivers: each unique image is decoded and embedded once, then pairs are scored by cosine
 similarity and handed to the metric functions."""
 import copy
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,6 +18,8 @@ from compression_tool.dataloader import (IMAGE_FILES, ImageDataset, is_verificat
 from compression_tool.model_define.registry import InputSpec
 
 from . import metrics
+
+log = logging.getLogger(__name__)
 
 HEADLINE = {"lfw": "accuracy", "insightface": "accuracy", "company": "tpr_at_fpr", "classification": "tpr_at_fpr"}
 
@@ -149,8 +151,8 @@ def without_bad_images(items: list, paths_of: Callable, spec: InputSpec, list_pa
         return items
     kept = [item for item in items if not any(p in bad for p in paths_of(item))]
     first = next(iter(bad.values()))
-    print(f"skipped {len(bad)} unreadable image(s) (first: {first}); dropped {len(items) - len(kept)} of "
-          f"{len(items)} entries of {list_path}", file=sys.stderr)
+    log.warning(f"skipped {len(bad)} unreadable image(s) (first: {first}); dropped {len(items) - len(kept)} of "
+                f"{len(items)} entries of {list_path}")
     return kept
 
 

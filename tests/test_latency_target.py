@@ -10,13 +10,12 @@ import torch.nn as nn
 from compression_tool.commen_utils.errors import UserError, exit_code
 from compression_tool.commen_utils.schedule import read_schedule, write_schedule
 from compression_tool.prune_module import runtimes
-from compression_tool.prune_module.allocation import PathPoint, greedy_path, ratios_for, uniform_path
+from compression_tool.prune_module.allocation import PathPoint, greedy_path, ratios_for
 from compression_tool.prune_module.graph import ChannelGraph, channels_to_remove
-from compression_tool.prune_module.latency_search import (LatencyGoal, Measured, NoFasterSchedule, best_of_paths,
-                                                         choose)
+from compression_tool.prune_module.latency_search import LatencyGoal, Measured, NoFasterSchedule, choose
 from compression_tool.prune_module.latency_table import (GroupLatency, LatencyTable, disjoint_sets,
                                                         measure_latency_table, Thinner, width_grid)
-from compression_tool.prune_module.runtimes import Deployment, LayerTimes, Runner, RuntimeName, fold_into_layers
+from compression_tool.prune_module.runtimes import Deployment, Runner, RuntimeName, fold_into_layers
 from compression_tool.pruning_analysis_tools.frontier import pareto, plot_frontier
 from helpers import randomize
 
@@ -123,31 +122,6 @@ def test_greedy_path_takes_the_cheapest_damage_per_ms_first():
                                         {"a.weight": 2, "b.weight": 4}, {"a.weight": 1, "b.weight": 4},
                                         {"a.weight": 1, "b.weight": 3}, {"a.weight": 1, "b.weight": 2}]
     assert [p.predicted_ms for p in path] == [12, 11, 10, 9, 7, 5]
-
-
-def test_uniform_path_cuts_every_group_alike_to_allowed_widths():
-    table = synthetic_table()
-    damage = {"a.weight": {0.0: 0.0, 0.75: 0.03}, "b.weight": {0.0: 0.0, 0.75: 0.12}}
-    path = uniform_path(table, damage, {"a.weight": 0.75, "b.weight": 0.5}, steps=12)
-    # one fraction for both; B stops at its curve's highest level (0.5: width 2)
-    assert [p.widths for p in path] == [{"a.weight": 4, "b.weight": 4}, {"a.weight": 3, "b.weight": 3},
-                                        {"a.weight": 2, "b.weight": 2}, {"a.weight": 1, "b.weight": 2}]
-    assert [p.predicted_ms for p in path] == [12, 9, 6, 5]
-
-
-def test_a_latency_target_keeps_the_more_accurate_path():
-    paths = {"greedy": path_of(8), "uniform": path_of(8)}
-    accuracy = {"greedy": lambda i: 0.98 - 0.02 * i, "uniform": lambda i: 0.98 - 0.01 * i}
-
-    def measurer(name, i):
-        m = fake_measure(accuracy=accuracy[name])[0](i)
-        m.path = name
-        return m
-    chosen, measured = best_of_paths(paths, LatencyGoal(target_ratio=0.7), measurer, None)
-    assert chosen.path == "uniform" and chosen.ratio <= 0.7 and chosen.accuracy == pytest.approx(0.95)
-    assert {m.path for m in measured} == {"greedy", "uniform"}
-    with pytest.raises(UserError, match="cannot reach"):  # neither path reaches the target
-        best_of_paths(paths, LatencyGoal(target_ratio=0.1), measurer, None)
 
 
 def test_ratios_give_back_the_exact_widths():

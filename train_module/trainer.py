@@ -5,6 +5,7 @@ One process or many (torchrun: DDP, gloo on CPU, NCCL on GPU).
 """
 import csv
 import io
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +34,8 @@ from compression_tool.test_module.evaluate import HEADLINE
 from .config import FineTuneConfig, Head, LRSchedule
 from .heads import HEADS, embedding_distillation, similarity_distillation
 from .plots import plot_history
+
+log = logging.getLogger(__name__)
 
 
 def step_decay(config: FineTuneConfig, epoch: float) -> float:
@@ -268,8 +271,7 @@ def save_epoch(job: FineTune, folder: Path, headline: str, common: dict, run_met
     save_checkpoint(folder / "last.pt", job.model, metadata={"train_state": job.state(), **run_metadata}, **common)
     write_text(folder / "log.csv", history_csv(job.history, headline))
     plot_history(job.history, headline, folder / "curves.png")
-    print(f"epoch {job.epoch}: loss {loss:.4f}, {headline} {value:.4f}{' (best)' if value == job.best else ''}",
-          flush=True)
+    log.info(f"epoch {job.epoch}: loss {loss:.4f}, {headline} {value:.4f}{' (best)' if value == job.best else ''}")
 
 
 def run_finetune(config: FineTuneConfig, loaded, *, evaluator, run: FineTuneRun, teacher=None) -> FineTuneResult:
@@ -291,7 +293,7 @@ def run_finetune(config: FineTuneConfig, loaded, *, evaluator, run: FineTuneRun,
         job.model.load_state_dict(state_dict)
         job.restore(info["metadata"]["train_state"])
         if job.rank == 0:
-            print(f"resuming {folder} after epoch {job.epoch}")
+            log.info(f"resuming {folder} after epoch {job.epoch}")
     elif job.rank == 0 and (folder / "last.pt").exists() and not run.overwrite:
         raise UserError(f"{folder}: a run is already there (pass --resume {folder}, or --overwrite)")
     headline = HEADLINE[evaluator.data_source]
@@ -305,9 +307,9 @@ def run_finetune(config: FineTuneConfig, loaded, *, evaluator, run: FineTuneRun,
     if job.rank == 0:
         features = f", feature maps {config.feature_kd} at {len(job.feature_layers)} layers" \
             if job.feature_layers else ""
-        print(f"fine-tuning {loaded.arch} for {config.epochs} epochs on {run.train_root} "
-              f"({len(job.dataset)} images, head {config.head}, distillation weight {config.kd_weight}{features}); "
-              f"{headline} before: {job.history[0][headline]:.4f}; run folder {folder}")
+        log.info(f"fine-tuning {loaded.arch} for {config.epochs} epochs on {run.train_root} "
+                 f"({len(job.dataset)} images, head {config.head}, distillation weight {config.kd_weight}{features}); "
+                 f"{headline} before: {job.history[0][headline]:.4f}; run folder {folder}")
     try:
         while job.epoch < config.epochs:
             started = time.perf_counter()
@@ -327,6 +329,6 @@ def run_finetune(config: FineTuneConfig, loaded, *, evaluator, run: FineTuneRun,
                                 f"{job.epoch}: continue with the same command and --resume {folder}") from None
     if job.rank == 0 and not config.best_of_trained and \
             all(row[headline] <= job.history[0][headline] for row in job.history[1:]):
-        print(f"no epoch beat the model as given ({job.best:.4f}): {folder}/best.pt is that model")
+        log.info(f"no epoch beat the model as given ({job.best:.4f}): {folder}/best.pt is that model")
     return FineTuneResult(job.history[0][headline], job.best, job.epoch, str(folder / "best.pt"), str(folder),
                           str(folder / "log.csv"))
