@@ -50,7 +50,7 @@ class LatencyTable:
     key: dict                 # what the measurement depends on (the cache key)
     layers: list              # conv/linear module names, forward order
     base: list                # unpruned ms per layer (with the operators after it)
-    other: float              # unpruned ms no layer accounts for
+    other: float              # unpruned ms no layer accounts for, the wall time outside the profile included
     groups: dict              # {leader weight: GroupLatency}
 
     @property
@@ -164,7 +164,8 @@ def table_key(model_name: str, input_size, deployment: Deployment, grid: dict, r
     return {"cpu": isa.describe(), "machine": platform.machine(),
             "caps": {k: os.environ[k] for k in ISA_CAPS if k in os.environ}, "runtime": str(deployment.runtime),
             "versions": versions, "threads": deployment.threads, "batch": deployment.batch, "model": model_name,
-            "input_size": list(input_size), "grid": grid, "repeats": repeats}
+            "input_size": list(input_size), "grid": grid, "repeats": repeats,
+            "format": 2}  # 2: `other` holds the wall time outside the profiled nodes
 
 
 def cache_path(cache_dir, key: dict) -> Path:
@@ -210,10 +211,20 @@ def measure_latency_table(model: nn.Module, input_size, graph: ChannelGraph, dep
         bases = median_layer_times([unpruned], input_size, deployment.batch, repeats)
     base = LayerTimes([statistics.median(b.layers[i] for b in bases) for i in range(len(layers))],
                       statistics.median(b.other for b in bases))
-    table = LatencyTable(key, layers, base.layers, base.other, groups)
+    table = LatencyTable(key, layers, base.layers, base.other + wall_overhead(unpruned, base, input_size, deployment,
+                                                                               repeats), groups)
     if path is not None:
         write_text(path, table.to_json(), overwrite=True)
     return table
+
+
+def wall_overhead(unpruned, base: LayerTimes, input_size, deployment: Deployment, repeats: int) -> float:
+    """The ms an inference takes beyond its profiled nodes (the call, the input's copy, the request): the same
+    for every width, so a constant of the table, measured on the unpruned model."""
+    from compression_tool.commen_utils.latency import side_by_side_ms
+
+    wall = side_by_side_ms([unpruned.recompiled()], input_size, deployment.batch, repeats)[0]
+    return max(0.0, wall - base.other - sum(base.layers))
 
 
 def _forward_layers(model: nn.Module, input_size) -> list:

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from compression_tool.commen_utils import latency
 from compression_tool.commen_utils.errors import UserError, exit_code
 from compression_tool.commen_utils.schedule import read_schedule, write_schedule
 from compression_tool.prune_module import runtimes
@@ -60,14 +61,20 @@ class StubRunner(Runner):
         return fold_into_layers(steps, runtimes.layer_count(self.source), "stub")
 
 
+def stub_total(model) -> float:
+    return sum(stub_cost(m) for m in model.modules() if isinstance(m, runtimes.WEIGHTED))
+
+
+def stub_wall_ms(overhead: float = 0.0):
+    """A timer for stub runners: each one's made-up cost, plus `overhead` outside its profile."""
+    return lambda runners, *args, **kwargs: [stub_total(r.source) + overhead for r in runners]
+
+
 @pytest.fixture
 def stub_runtime(monkeypatch):
     monkeypatch.setitem(runtimes.RUNTIMES, RuntimeName.TORCH_FP32, StubRunner)
+    monkeypatch.setattr(latency, "side_by_side_ms", stub_wall_ms())
     return Deployment("torch-fp32")
-
-
-def stub_total(model) -> float:
-    return sum(stub_cost(m) for m in model.modules() if isinstance(m, runtimes.WEIGHTED))
 
 
 def measured_table(deployment, tmp_path, model=None):
@@ -93,6 +100,14 @@ def test_table_predicts_thinned_models_exactly_and_is_cached(stub_runtime, tmp_p
     runtimes.RUNTIMES[RuntimeName.TORCH_FP32] = None
     _, _, again = measured_table(stub_runtime, tmp_path, model)
     assert again.predict(widths) == pytest.approx(table.predict(widths))
+
+
+def test_the_wall_time_outside_the_profile_is_a_constant_of_the_table(stub_runtime, tmp_path, monkeypatch):
+    monkeypatch.setattr(latency, "side_by_side_ms", stub_wall_ms(overhead=2.5))
+    model, graph, table = measured_table(stub_runtime, tmp_path)
+    assert table.unpruned_ms == pytest.approx(stub_total(model) + 2.5)
+    widths = {graph.groups[0].param: 8}
+    assert table.predict(widths) == pytest.approx(stub_total(Thinner(model, SIZE, graph).cut(widths)) + 2.5)
 
 
 def test_allowed_widths_skip_a_width_slower_than_a_wider_one(stub_runtime, tmp_path):
