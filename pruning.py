@@ -19,7 +19,7 @@ from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.schedule import read_schedule
 from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.model_define.keep import record_keep
-from compression_tool.prune_module.criteria import Criterion, criterion_named
+from compression_tool.prune_module.criteria import Criterion, check_ranking, criterion_named
 from compression_tool.prune_module.graph import ChannelGraph
 from compression_tool.prune_module.repair import Repair
 from compression_tool.prune_module.summary import keep_widths
@@ -40,6 +40,11 @@ class PruneConfig:
     output_folder: str = "work_space/pruned_model"
     layers_out_path: str = "work_space/layers_out/out.txt"
     overwrite: bool = False
+
+    def __post_init__(self):
+        check_ranking(self.criterion, self.reconstruct, self.bn_recalibrate)
+        if self.round_to < 1:
+            raise UserError(f"--round_to {self.round_to}: a multiple of channels, >= 1")
 
 
 def refit_summary(thinned: Thinned) -> str:

@@ -20,7 +20,7 @@ from compression_tool.commen_utils.errors import UserError, step
 from compression_tool.commen_utils.progress import hidden
 from compression_tool.commen_utils.results import ModeResult
 from compression_tool.commen_utils.timestamp import time_stamp
-from compression_tool.prune_module.criteria import Criterion, criterion_named
+from compression_tool.prune_module.criteria import Criterion, check_ranking, criterion_named
 from compression_tool.prune_module.sensitivity import SensitivityAnalysis, available_memory, parse_levels, shard_of
 from compression_tool.prune_module.sensitivity_csv import RowWriter, check_resumed, level_text, merge_shards, read_rows
 
@@ -39,6 +39,12 @@ class SensitivityConfig:
     bn_recalibrate: int = 0
     reconstruct: int = 0
     device: str = "cpu"
+
+    def __post_init__(self):
+        parse_levels(self.levels)
+        check_ranking(self.criterion, self.reconstruct, self.bn_recalibrate)
+        if self.cache_gb is not None and self.cache_gb < 0:
+            raise UserError(f"--sa_cache_gb {self.cache_gb}: must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,6 @@ def run_sensitivity(config: SensitivityConfig, loaded, *, evaluator, criterion: 
     """`--mode sa`: the CSV of every group at every level. `criterion`: the ranking built for config.criterion
     (HRank: measured; default: built here); `images`: training images for the repair."""
     levels = parse_levels(config.levels)
-    if config.cache_gb is not None and config.cache_gb < 0:
-        raise UserError(f"--sa_cache_gb {config.cache_gb}: must be >= 0")
     rank, world = distributed_context(config.device)
     criterion = criterion_named(config.criterion, criterion)
     # By default the processes of one machine share half of what is available.

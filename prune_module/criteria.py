@@ -95,10 +95,18 @@ def fpgm_scores(weight: torch.Tensor) -> torch.Tensor:
     return torch.cdist(flat, flat).sum(0)
 
 
+def check_ranking(criterion: str, reconstruct: int, bn_recalibrate: int) -> None:
+    """A config's ranking and repair settings: a registered criterion, image counts >= 0 (one line if not)."""
+    if criterion not in CRITERIA:
+        raise UserError(f"criterion {criterion}: choose one of {', '.join(CRITERIA)}")
+    for flag, count in (("reconstruct", reconstruct), ("bn_recalibrate", bn_recalibrate)):
+        if count < 0:
+            raise UserError(f"--{flag} {count}: a number of training images, >= 0")
+
+
 def make_criterion(name: str) -> Criterion:
     """The criterion called `name`, built from nothing (HRank: `HRank.measured`, or `HRank(ranks)`)."""
-    if name not in CRITERIA:
-        raise UserError(f"criterion {name}: choose one of {', '.join(CRITERIA)}")
+    check_ranking(name, 0, 0)
     return CRITERIA[name]()
 
 

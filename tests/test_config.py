@@ -87,3 +87,19 @@ def test_a_schedule_is_reproduced_from_its_written_config(tmp_path):
     assert second.returncode == 0, second.stderr
     assert read_json(tmp_path / "b.json")["ratios"] == read_json(tmp_path / "a.json")["ratios"]
     assert (tmp_path / "b.yaml").read_text().replace("b.yaml", "a.yaml") == (tmp_path / "a.yaml").read_text()
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: importlib.import_module("compression_tool.pruning").PruneConfig(criterion="l2"),
+     "criterion l2: choose one of l1, fpgm, hrank"),
+    (lambda: importlib.import_module("compression_tool.pruning").PruneConfig(round_to=0), "--round_to 0"),
+    (lambda: importlib.import_module("compression_tool.sensitivity_analysis").SensitivityConfig(levels="0.5,2"),
+     "--sparsities 0.5,2: every level must be in"),
+    (lambda: importlib.import_module("compression_tool.sensitivity_analysis").SensitivityConfig(reconstruct=-1),
+     "--reconstruct -1: a number of training images"),
+])
+def test_a_bad_pruning_setting_is_refused_when_the_config_is_built(build, message):
+    from compression_tool.commen_utils.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        build()
