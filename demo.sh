@@ -77,4 +77,7 @@ $PY pruning_analysis_tools/report.py --variant "original=$CHECKPOINT" \
             "repair: least-squares refit of the layers that lost inputs, in forward order, on $PRUNE_REPAIR_IMAGES images of $TRAIN" \
             "fine-tuning: distillation from the unpruned model on mixup blends (alpha $MIXUP), $EPOCHS epochs on $TRAIN at lr 0.001 (/10 from epoch $MILESTONE), BN statistics frozen, best trained epoch on $CHOICE_PAIRS" \
             "INT8: OpenVINO + NNCF (settings chosen on 64 further images of $TRAIN), calibrated on 64 images of $TRAIN"
+echo "== [$(elapsed)] also: the INT8 model on insightface's .bin of the same held-out pairs (written by our packer)"
+$PY main.py --mode test --model $MODEL --best_model_path "$INT8" --img_list_label_path $TEST_ROOT/orl_heldout.bin \
+    --device cpu --roc_png "$RUN/heldout_bin_roc.png" --result_json "$RUN/heldout_bin.json"
 echo "== demo done in $(elapsed) (set-up aside): $RUN/report/report.md"

@@ -35,6 +35,7 @@ def test_demo_pipeline_on_a_tiny_configuration(tmp_path):
                     "schedule_points/unpruned.xml", "schedule_points/point_*.xml"):
         assert list(run.glob(pattern)), pattern
     assert "(analysis with --reconstruct 8)" in (run / "schedule.yaml").read_text()
+    assert read_json(run / "heldout_bin.json")["num_pairs"] == 1800  # the INT8 model on the packed .bin
     report = read_json(run / "report/report.json")
     assert [v["variant"] for v in report["variants"]] == ["original", "original INT8", "pruned", "fine-tuned", "INT8"]
     assert report["variants"][4]["macs"] == report["variants"][3]["macs"] < report["variants"][0]["macs"]
