@@ -3,7 +3,8 @@
 Why not pytest-xdist: its workers live for the whole run, and a worker that died in native code after many files
 left xdist waiting forever on a clean CI machine. A process per file starts clean, a crash takes down one file
 and prints Python's fault handler dump, and a file that hangs is killed at --timeout with every thread's stack
-(pytest's faulthandler_timeout) instead of eating the CI budget.
+(pytest's faulthandler_timeout) instead of eating the CI budget. A file whose process a signal kills is shown with
+its dump and run once more: a crash that recurs fails the suite, one that does not is on the record.
 """
 import argparse
 import os
@@ -31,7 +32,7 @@ def run_file(path: Path, timeout_s: float, pytest_args: list[str]) -> tuple[Path
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
         code, output = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as e:
-        code = -1
+        code = 124  # as coreutils timeout
         output = f"{(e.stdout or b'').decode(errors='replace')}{(e.stderr or b'').decode(errors='replace')}\n" \
                  f"killed after {timeout_s:.0f} s"
     return path, code, output, time.monotonic() - start
@@ -48,6 +49,9 @@ def main() -> int:
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = [pool.submit(run_file, f, args.timeout, pytest_args) for f in files]
         for path, code, output, seconds in (run.result() for run in as_completed(runs)):
+            if code < 0:  # killed by a signal in native code: shown, then run once more
+                print(f"{path.name}: crashed (signal {-code}); its output, then one rerun:\n{output}", flush=True)
+                path, code, output, seconds = run_file(path, args.timeout, pytest_args)
             last = output.strip().splitlines()[-1] if output.strip() else ""
             print(f"{path.name}: {last} ({seconds:.0f} s, exit {code})", flush=True)
             if code != 0:  # exit 5 (no tests collected) counts as a failure too: a file that tests nothing
