@@ -97,7 +97,7 @@ def quantized(setup, pruned, evaluator, images):
 def build_from(weights) -> nn.Module:
     """The test model built from its file and weights directly, without the tool's loader."""
     model = build()
-    model.load_state_dict(torch.load(weights))
+    model.load_state_dict(torch.load(weights, weights_only=True))
     return model.eval()
 
 
