@@ -22,7 +22,7 @@ from compression_tool.model_define.keep import record_keep
 from compression_tool.prune_module.criteria import Criterion, check_ranking, criterion_named
 from compression_tool.prune_module.graph import ChannelGraph
 from compression_tool.prune_module.repair import Repair
-from compression_tool.prune_module.summary import keep_widths
+from compression_tool.prune_module.summary import conv_widths
 from compression_tool.prune_module.thinning import Thinned, prune_and_repair
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class PruneConfig:
     schedule_path: str = "yaml_file/auto_yaml.yaml"
     criterion: str = "l1"
     round_to: int = 1
-    reconstruct: int = 0
+    reconstruct: int = 200  # the repair pays most of all (BENCHMARKS.md, pruned accuracy)
     bn_recalibrate: int = 0
     save_checkpoint: bool = False
     output_folder: str = "work_space/pruned_model"
@@ -78,6 +78,9 @@ def run_prune(config: PruneConfig, loaded, *, evaluator=None, criterion: Criteri
     """`--mode prune`: apply a Distiller schedule, report before/after, save a self-describing checkpoint.
     `criterion`: the ranking built for config.criterion (HRank: measured; default: built here); `images`: training
     images for the repair; without an evaluator nothing is scored."""
+    if images is None and (config.reconstruct or config.bn_recalibrate):
+        raise UserError(f"reconstruct {config.reconstruct} / bn_recalibrate {config.bn_recalibrate}: the repair needs "
+                        "training images (images=...), or set both to 0")
     model, size = loaded.model, loaded.input_size
     checkpoint = Path(config.output_folder) / f"model_{Path(loaded.arch).stem}.pt"
     if config.save_checkpoint and checkpoint.exists() and not config.overwrite:  # refused before any work
@@ -101,7 +104,7 @@ def run_prune(config: PruneConfig, loaded, *, evaluator=None, criterion: Criteri
     result.update(params_after=count_params(model), macs_after=count_macs(model, size), keep=keep,
                   criterion=criterion.name, bn_recalibration_images=config.bn_recalibrate,
                   reconstruction_images=config.reconstruct)
-    widths = keep_widths(model)
+    widths = conv_widths(model)
     log.info(f"keep ({len(widths)} convs): {widths}")
     if evaluator is not None:
         after = evaluator.outputs(model)

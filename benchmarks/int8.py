@@ -37,7 +37,7 @@ def variants(loaded, calibration, validation, folder, isa, repeats):
     onnx_int8, _ = keep_best("onnxruntime", onnxruntime_ptq.candidates(onnx_fp32, folder, calibration, isa,
                                                                        "histogram", 16),
                              model, validation, size, repeats)
-    settings = {"backend": "x86", "observer": "histogram", "reduce_range": isa.saturates_int8,
+    settings = {"engine": "x86", "observer": "histogram", "reduce_range": isa.saturates_int8,
                 "integer_prelus": torch_fx.faster_integer_prelus(model, size, 32, "x86")}
     return {"torch fp32": model, "openvino fp32": openvino_io.OpenVinoModel(ov_fp32),
             "nncf.quantize MIXED (anchor)": openvino_io.OpenVinoModel(anchor),

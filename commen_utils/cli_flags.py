@@ -80,11 +80,19 @@ def add_repair_flags(group: argparse._ActionsContainer) -> None:
     group.add_argument("--bn_recalibrate", type=int, default=0, metavar="N",
                        help="re-estimate BN statistics on N training images after thinning (sa: adaptive-BN "
                             "evaluation of every level)")
-    group.add_argument("--reconstruct", type=int, default=0, metavar="N",
-                       help="refit the convs and linear layers that lose inputs by least squares on N training images")
+    group.add_argument("--reconstruct", type=int, default=None, metavar="N",
+                       help="refit the convs and linear layers that lose inputs by least squares on N training images "
+                            "(default: 200 for --mode prune, the repair every measured recipe uses; 0 where it would "
+                            "run for every level or candidate: sa, auto_make_yaml.py)")
     group.add_argument("--train_data_path", default=DEFAULT_TRAIN_DATA,
                        help="ImageFolder of identities or MXNet RecordIO (a folder with train.rec/.idx, or "
                             "the .rec), for repair, fine-tuning and calibration (never the test pairs)")
+
+
+def mode_default(flags: argparse.Namespace, name: str, config_class: type) -> Any:
+    """A flag whose default differs from mode to mode (None on the shared parser): the mode's config default."""
+    value = getattr(flags, name)
+    return getattr(config_class, name) if value is None else value
 
 
 def add_round_to_flag(group: argparse._ActionsContainer,

@@ -2,6 +2,7 @@
 or our own, which carries arch/keep/input size so that pruned models rebuild by themselves)."""
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -64,15 +65,33 @@ def load_model(model_name=None, checkpoint=None, from_data_parallel=False, input
     embedding = embedding_size or info.get("embedding_size") or entry.embedding_size
     model = create_model(arch, size, embedding, keep=info.get("keep"))
     settings = info.get("metadata", {})
-    if settings.get("precision") == "int8":  # the quantized layout, rebuilt, then its packed weights
-        from compression_tool.quant_module.torch_fx import load_int8
-        model, device = load_int8(model, size, settings, state_dict, str(checkpoint)), "cpu"
+    if settings.get("precision", "fp32") not in FLOAT_PRECISIONS:  # the quantized layout, rebuilt, then its weights
+        rebuild = rebuilder_of(settings["precision"], checkpoint)
+        model, device = rebuild(model, size, settings, state_dict, str(checkpoint)), "cpu"
     elif state_dict is not None:
         load_weights(model, state_dict, source=str(checkpoint))
     spec = input_spec(get_entry(preprocessing_of) if preprocessing_of else entry, size, preprocess)
     return LoadedModel(model.to(device).eval(), arch, spec, size, embedding, info.get("keep"), entry.task,
                        settings.get("precision", "fp32"), str(Path(checkpoint).resolve()) if checkpoint else None,
                        settings.get("pruned_from"))
+
+
+# A checkpoint's recorded precision -> rebuild(float model, input size, metadata, state_dict, source): the engine
+# that writes such checkpoints registers it (quant_module.torch_fx: "int8"), so that model_define imports nothing
+# above it.
+PRECISIONS: dict[str, Callable] = {}
+FLOAT_PRECISIONS = ("fp32", "fp16")  # their weights load into the float model as they are
+
+
+def register_precision(precision: str, rebuild: Callable) -> None:
+    PRECISIONS[precision] = rebuild
+
+
+def rebuilder_of(precision: str, checkpoint) -> Callable:
+    if precision not in PRECISIONS:
+        raise UserError(f"{checkpoint}: a {precision} checkpoint; import the engine that writes it "
+                        f"(compression_tool.quant_module.torch_fx for int8) before loading it (the CLIs do)")
+    return PRECISIONS[precision]
 
 
 def input_spec(entry: ModelEntry, size: tuple, preprocess: dict | None) -> InputSpec:

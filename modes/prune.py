@@ -1,7 +1,7 @@
 """--mode prune: apply a Distiller schedule, repair, save the thinned model."""
 import argparse
 
-from compression_tool.commen_utils.cli_flags import add_round_to_flag
+from compression_tool.commen_utils.cli_flags import add_round_to_flag, mode_default
 
 from .registry import Mode, register
 from .shared import criterion_of, evaluator_of, load, ranking, training_images
@@ -19,7 +19,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
 def config_from(args: argparse.Namespace):
     from compression_tool.pruning import PruneConfig
     return PruneConfig(schedule_path=args.yaml_path, criterion=criterion_of(args), round_to=args.round_to,
-                       reconstruct=args.reconstruct, bn_recalibrate=args.bn_recalibrate,
+                       reconstruct=mode_default(args, "reconstruct", PruneConfig), bn_recalibrate=args.bn_recalibrate,
                        save_checkpoint=args.save_model_pt, output_folder=args.pruned_save_model_path,
                        layers_out_path=args.layers_out_path, overwrite=args.overwrite)
 

@@ -2,6 +2,8 @@
 CSV)."""
 import argparse
 
+from compression_tool.commen_utils.cli_flags import mode_default
+
 from .registry import Mode, register
 from .shared import criterion_of, evaluator_of, load, ranking, training_images
 
@@ -23,7 +25,7 @@ def config_from(args: argparse.Namespace):
     return SensitivityConfig(levels=args.sparsities, criterion=criterion_of(args),
                              output_folder=args.sensitivity_csv_path, resume=args.resume, naive=args.sa_naive,
                              cache_gb=args.sa_cache_gb, bn_recalibrate=args.bn_recalibrate,
-                             reconstruct=args.reconstruct, device=args.device)
+                             reconstruct=mode_default(args, "reconstruct", SensitivityConfig), device=args.device)
 
 
 def run(args: argparse.Namespace):

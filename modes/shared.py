@@ -61,6 +61,7 @@ def add_shared_flags(p: argparse.ArgumentParser, modes: list) -> None:
 def load(args: argparse.Namespace, float_only: bool = True):
     """The model the flags name; `float_only`: refuse an INT8 ONNX or OpenVINO file, which can only be scored."""
     from compression_tool.model_define.loading import load_model
+    from compression_tool.quant_module import torch_fx  # noqa: F401  (it registers how INT8 checkpoints load)
     preprocess = {"channel_order": args.channel_order, "mean": args.pixel_mean, "std": args.pixel_std}
     if getattr(args, "pruned_checkpoint", None) and args.best_model_path:
         raise UserError("--pruned_checkpoint and --best_model_path name the same thing: give one")

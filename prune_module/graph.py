@@ -20,7 +20,8 @@ from torch_pruning._helpers import to_plain_idxs
 from compression_tool.commen_utils.batching import device_of
 from compression_tool.commen_utils.errors import UserError
 from compression_tool.commen_utils.hooks import forward_hooks
-from compression_tool.model_define.keep import build_graph, layer_width, out_channel_pruner
+from compression_tool.model_define.dependency_graph import build_graph, out_channel_pruner
+from compression_tool.model_define.keep import layer_width
 
 
 @dataclass

@@ -5,8 +5,14 @@ The greedy path (allocation.py) is walked on the latency table's predictions; th
 are then built for real — pruned, repaired, put in the runtime (quantized there for an INT8 runtime) — timed
 side by side with the unpruned model in that runtime, and scored on the analysis pairs. Every measured point is
 returned, so that a report can draw the frontier.
+
+The whole-model measurements also check the table as the search goes: a model thinned everywhere saves less
+than the table's per-layer ratios (each taken with a few groups thinned) add up to, so each point's prediction is
+the table's saving scaled by what the points measured before it really saved, as a fraction of the unpruned
+model timed beside them (which takes the CPU's drift out of the comparison).
 """
 import logging
+import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,6 +28,8 @@ log = logging.getLogger(__name__)
 PROBE_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)  # where along the path the accuracy floor is first probed
 REFINEMENTS = 2        # bisection steps between the last point within the floor and the first below it
 LATENCY_RETRIES = 3    # further points tried when a latency target's point measures slower than the target
+MIN_SAVING = 0.05      # a point the table predicts to save less (of the unpruned time) says too little of the scale
+SCALE_LIMITS = (0.25, 1.5)  # a scale outside these is one noisy timing, not the table's error
 
 
 class NoFasterSchedule(UserError):
@@ -68,10 +76,27 @@ class Measured:
     unpruned_ms: float        # the unpruned model, timed in the same rounds
     accuracy: float | None = None
     extra: dict = field(default_factory=dict)  # what the measurer adds (its saved file, ...)
+    expected_ratio: float | None = None  # predicted before it was measured: the table's saving, scaled
 
     @property
     def ratio(self) -> float:
         return self.measured_ms / self.unpruned_ms
+
+    @property
+    def expected_ms(self) -> float:
+        """The prediction in ms: the predicted ratio times the unpruned model's time in the same rounds."""
+        return self.expected_ratio * self.unpruned_ms
+
+    def table_saving(self, unpruned_predicted: float) -> float:
+        return 1 - self.predicted_ms / unpruned_predicted
+
+
+def saving_scale(points: list[Measured], unpruned_predicted: float) -> float:
+    """How much of the table's predicted saving whole models measured so far really saved: the median of their
+    measured over predicted savings (fractions of the unpruned time); 1.0 until a point saves enough to tell."""
+    scales = [(1 - m.ratio) / m.table_saving(unpruned_predicted) for m in points
+              if m.table_saving(unpruned_predicted) >= MIN_SAVING]
+    return min(max(statistics.median(scales), SCALE_LIMITS[0]), SCALE_LIMITS[1]) if scales else 1.0
 
 
 def first_at(path: list[PathPoint], ms: float, start: int = 0) -> int:
@@ -84,15 +109,21 @@ def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Me
     """(chosen, every point measured). `measure(i)` builds and measures path point i; `floor` is the accuracy
     to stay at or above (None: no floor). Raises NoFasterSchedule or UserError when the goal cannot be met."""
     measured: dict[int, Measured] = {}
+    unpruned_predicted = path[0].predicted_ms
+
+    def scale() -> float:
+        return saving_scale(list(measured.values()), unpruned_predicted)
 
     def at(i: int) -> Measured:
         if i not in measured:
+            expected = 1 - scale() * (1 - path[i].predicted_ms / unpruned_predicted)
             measured[i] = measure(i)
+            measured[i].expected_ratio = expected
+            log.info(f"point {i}: predicted {expected:.3f}x of the unpruned model, measured {measured[i].ratio:.3f}x")
         return measured[i]
 
-    unpruned_predicted = path[0].predicted_ms
     if goal.has_latency:
-        chosen = _meet_latency(path, goal, at, unpruned_predicted)
+        chosen = _meet_latency(path, goal, at, unpruned_predicted, scale)
         if floor is not None and chosen.accuracy < floor:
             raise NoFasterSchedule(f"the fastest schedule at {goal.describe()} loses accuracy below the floor "
                                    f"({chosen.accuracy:.4f} < {floor:.4f}): relax the latency target or the drop")
@@ -108,25 +139,26 @@ def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Me
     return best, all_measured
 
 
-def _meet_latency(path, goal, at, unpruned_predicted) -> Measured:
-    def target_of(m: Measured) -> float:  # the measured value the target is about, and the target
-        return (m.ratio, goal.target_ratio) if goal.target_ratio is not None else (m.measured_ms, goal.target_ms)
+def _meet_latency(path, goal, at, unpruned_predicted, scale) -> Measured:
+    """The first point, from the aim on, that measures within the target; the aim moves as the measured points
+    teach the table's scale."""
+    def target_ratio(unpruned_ms: float) -> float:
+        return goal.target_ratio if goal.target_ratio is not None else goal.target_ms / unpruned_ms
 
-    aim = goal.target_ratio * unpruned_predicted if goal.target_ratio is not None else goal.target_ms
-    if goal.target_ms is not None and unpruned_predicted <= aim:
+    def aim(unpruned_ms: float) -> float:  # the table's ms whose scaled saving meets the target
+        return unpruned_predicted * (1 - (1 - target_ratio(unpruned_ms)) / scale())
+
+    if goal.target_ms is not None and unpruned_predicted <= goal.target_ms:
         raise NoFasterSchedule(f"the unpruned model already meets {goal.describe()} (predicted "
                                f"{unpruned_predicted:.2f} ms): deploy it as it is")
-    i = max(1, first_at(path, aim))
+    i = max(1, first_at(path, aim(unpruned_predicted)))
     for _ in range(LATENCY_RETRIES + 1):
         m = at(i)
-        value, target = target_of(m)
-        if value <= target:
+        if m.ratio <= target_ratio(m.unpruned_ms):
             return m
         if i == len(path) - 1:
             break
-        # the point measured slower than predicted: aim lower by the same factor
-        aim = path[i].predicted_ms * target / value
-        i = max(i + 1, first_at(path, aim))
+        i = max(i + 1, first_at(path, aim(m.unpruned_ms)))
     raise UserError(f"cannot reach {goal.describe()} within the levels the curves were measured at (the fastest "
                     f"point tried measured {m.ratio:.2f}x, {m.measured_ms:.2f} ms)")
 
@@ -200,12 +232,11 @@ class PathMeasurer:
                                           self.deployment.batch, self.repeats)
         accuracy = self.evaluator(runner.evaluable())["headline"] if self.evaluator else None
         file = self._save(runner, f"point_{i:03d}", pruned)
-        m = Measured(i, dict(point.widths), point.predicted_ms, ms, unpruned_ms, accuracy,
-                     {"file": file} if file else {})
         score = f", accuracy {accuracy:.4f}" if accuracy is not None else ""
-        log.info(f"point {i}: predicted {point.predicted_ms:.2f} ms, measured {ms:.2f} ms ({m.ratio:.3f}x of the "
-                 f"unpruned model's {unpruned_ms:.2f} ms){score}")
-        return m
+        log.info(f"point {i}: {ms:.2f} ms beside the unpruned model's {unpruned_ms:.2f} ms (table: "
+                 f"{point.predicted_ms:.2f} ms){score}")
+        return Measured(i, dict(point.widths), point.predicted_ms, ms, unpruned_ms, accuracy,
+                        {"file": file} if file else {})
 
 
 @dataclass

@@ -42,6 +42,7 @@ def summarize(loaded) -> SummaryResult:
     return SummaryResult(params, macs, [g.param for g in graph.groups], dict(graph.excluded))
 
 
-def keep_widths(model: nn.Module) -> list[int]:
-    """The original's printed keep list: out-channels of every conv weight, in state_dict order."""
+def conv_widths(model: nn.Module) -> list[int]:
+    """Out-channels of every conv, in state_dict order: the list the original printed as `keep` (unlike the
+    `keep` dict a checkpoint records, which names every conv and linear layer)."""
     return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]

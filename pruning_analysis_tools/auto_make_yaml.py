@@ -27,7 +27,7 @@ if importlib.util.find_spec("compression_tool") is None:  # a clone that was nev
 from compression_tool.commen_utils.allocator import reuse_freed_memory
 from compression_tool.commen_utils.cli_flags import (DEFAULT_TRAIN_DATA, add_config_flag, add_pair_list_flags,
                                                     add_repair_flags, add_round_to_flag, evaluation_settings,
-                                                    parse_flags, settings_of)
+                                                    mode_default, parse_flags, settings_of)
 from compression_tool.commen_utils.console import report_to_console
 from compression_tool.commen_utils.errors import UserError, exit_code
 from compression_tool.commen_utils.results import write_result_json
@@ -231,14 +231,17 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
     print(frontier_table(plan))
     scored = (f", {chosen.accuracy:.4f} on {Path(config.evaluation.pair_list).name}" if chosen.accuracy is not None
               else "")
-    rule = (f"{goal.describe()}: point {chosen.index} of the greedy path, predicted {chosen.predicted_ms:.2f} ms, "
-            f"measured {chosen.measured_ms:.2f} ms ({chosen.ratio:.3f}x of the unpruned model){scored}")
-    tried = [{"schedule": f"point {m.index}", "widths": m.widths, "predicted_ms": m.predicted_ms,
-              "measured_ms": m.measured_ms, "unpruned_ms": m.unpruned_ms, "latency_ratio": m.ratio,
-              "measured": m.accuracy, "chosen": m is chosen, **m.extra} for m in plan.measured]
+    rule = (f"{goal.describe()}: point {chosen.index} of the greedy path, predicted {chosen.expected_ms:.2f} ms "
+            f"({chosen.expected_ratio:.3f}x), measured {chosen.measured_ms:.2f} ms ({chosen.ratio:.3f}x of the unpruned "
+            f"model){scored}")
+    tried = [{"schedule": f"point {m.index}", "widths": m.widths, "predicted_ms": m.expected_ms,
+              "predicted_ratio": m.expected_ratio, "table_ms": m.predicted_ms, "measured_ms": m.measured_ms,
+              "unpruned_ms": m.unpruned_ms, "latency_ratio": m.ratio, "measured": m.accuracy, "chosen": m is chosen,
+              **m.extra} for m in plan.measured]
     extra = {"deployment": {"runtime": str(goal.deployment.runtime), "threads": goal.deployment.threads,
                             "batch": goal.deployment.batch},
-             "predicted_ms": chosen.predicted_ms, "measured_ms": chosen.measured_ms, "latency_ratio": chosen.ratio,
+             "predicted_ms": chosen.expected_ms, "predicted_ratio": chosen.expected_ratio, "table_ms": chosen.predicted_ms,
+             "measured_ms": chosen.measured_ms, "latency_ratio": chosen.ratio,
              "unpruned_measured_ms": chosen.unpruned_ms,
              "unpruned_predicted_ms": plan.table.unpruned_ms, "unpruned_file": plan.unpruned_file,
              "baseline_measured": plan.baseline, "accuracy_floor": plan.floor}
@@ -246,11 +249,12 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
 
 
 def frontier_table(plan) -> str:
-    lines = ["| point | predicted ms | measured ms | x unpruned | accuracy | |", "|---|---|---|---|---|---|"]
+    lines = ["| point | table ms | predicted x unpruned | measured x unpruned | measured ms | accuracy | |",
+             "|---|---|---|---|---|---|---|"]
     for m in plan.measured:
         accuracy = f"{m.accuracy:.4f}" if m.accuracy is not None else "-"
-        lines.append(f"| {m.index} | {m.predicted_ms:.2f} | {m.measured_ms:.2f} | {m.ratio:.3f} | {accuracy} | "
-                     f"{'chosen' if m is plan.chosen else ''} |")
+        lines.append(f"| {m.index} | {m.predicted_ms:.2f} | {m.expected_ratio:.3f} | {m.ratio:.3f} | "
+                     f"{m.measured_ms:.2f} | {accuracy} | {'chosen' if m is plan.chosen else ''} |")
     return "\n".join(lines)
 
 
@@ -423,7 +427,7 @@ def schedule_config(args) -> ScheduleConfig:
                           embedding_size=args.embedding_size, expected_acc=args.expected_acc,
                           target_macs_ratio=args.target_macs_ratio, target_params_ratio=args.target_params_ratio,
                           round_to=args.round_to, layers=args.layers, overwrite=args.overwrite,
-                          checkpoint=args.best_model_path, evaluation=evaluation, reconstruct=args.reconstruct,
+                          checkpoint=args.best_model_path, evaluation=evaluation, reconstruct=mode_default(args, "reconstruct", ScheduleConfig),
                           bn_recalibrate=args.bn_recalibrate, train_root=args.train_data_path, latency=latency,
                           latency_repeats=args.latency_repeats, latency_steps=args.latency_steps,
                           latency_cache=args.latency_cache, hrank_batches=args.hrank_batches,

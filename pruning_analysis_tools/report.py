@@ -98,7 +98,8 @@ def measure(config: ReportConfig) -> dict:
 
     from compression_tool.commen_utils.latency import median_latency_ms
     from compression_tool.model_define.loading import load_model
-    from compression_tool.prune_module.summary import keep_widths
+    from compression_tool.prune_module.summary import conv_widths
+    from compression_tool.quant_module import torch_fx  # noqa: F401  (it registers how INT8 checkpoints load)
     from compression_tool.test_module.evaluate import evaluation_sets, evaluator_from_config
 
     if any(not label or not path for label, path in config.variants):
@@ -128,7 +129,7 @@ def measure(config: ReportConfig) -> dict:
             torch.set_num_threads(threads)
         rows.append({"variant": label, "checkpoint": path, "precision": loaded.precision,
                      "params": count_params(layout), "macs": count_macs(layout, loaded.input_size),
-                     "latency_ms_bs1": latency, "widths": keep_widths(layout), "auc": auc,
+                     "latency_ms_bs1": latency, "widths": conv_widths(layout), "auc": auc,
                      "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
                      **{k: v for k, v in result.items() if k != "auc"},
                      **({"sets": {name: {k: v for k, v in r.items() if k != "roc"} for name, r in per_set.items()}}

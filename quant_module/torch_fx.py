@@ -27,6 +27,7 @@ from tqdm import tqdm
 from compression_tool.commen_utils.checkpoint import load_weights, save_checkpoint
 from compression_tool.commen_utils.hooks import forward_hooks
 from compression_tool.commen_utils.latency import median_ms
+from compression_tool.model_define.loading import register_precision
 
 from .backends import Int8Backend, Int8Job, Int8Result, register_backend
 from .selection import Candidate, candidate_rows, measure
@@ -151,10 +152,12 @@ def faster_integer_prelus(model: nn.Module, input_size: tuple, batch: int, backe
 
 def prepare_int8(model: nn.Module, input_size: tuple, settings: dict) -> GraphModule:
     """The float model with observers inserted (FX), ready to calibrate; `settings` is what a checkpoint
-    stores to rebuild the same structure: backend, observer, integer_prelus (names), reduce_range."""
-    torch.backends.quantized.engine = settings["backend"]
+    stores to rebuild the same structure: engine (torch's kernels), observer, integer_prelus (names),
+    reduce_range."""
+    engine = settings.get("engine") or settings["backend"]  # checkpoints before "engine" kept it in "backend"
+    torch.backends.quantized.engine = engine
     model = float_prelus(copy.deepcopy(model).cpu().eval(), settings["integer_prelus"])
-    mapping = qconfig_mapping(settings["backend"], settings["observer"], settings["reduce_range"])
+    mapping = qconfig_mapping(engine, settings["observer"], settings["reduce_range"])
     with warnings.catch_warnings():  # torch.ao's deprecation notice, repeated for every module
         warnings.simplefilter("ignore")
         return prepare_fx(model, mapping, example_inputs=(torch.zeros(1, 3, *input_size),))
@@ -210,7 +213,7 @@ def quantize_for_torch(job: Int8Job) -> Int8Result:
     integer = {"float": [], "integer": prelu_names(fp32)}.get(config.prelu)
     if integer is None:  # auto
         integer = faster_integer_prelus(fp32, job.input_size, config.prelu_batch, engine)
-    settings = {"precision": "int8", "backend": engine, "observer": config.observer, "integer_prelus": integer,
+    settings = {"precision": "int8", "backend": "torch", "engine": engine, "observer": config.observer, "integer_prelus": integer,
                 "reduce_range": job.isa.saturates_int8}
     model = quantize_int8(fp32, job.input_size, job.calibration, settings, config.calib_batch_size)
     save_checkpoint(job.files["torch int8"], model, **job.model_info,
@@ -218,7 +221,7 @@ def quantize_for_torch(job: Int8Job) -> Int8Result:
     log.info(f"torch INT8: {engine} kernels, observer {config.observer}, {len(integer)} of "
              f"{len(prelu_names(fp32))} PReLUs integer (--prelu {config.prelu}), "
              f"{7 if settings['reduce_range'] else 8}-bit activations")
-    candidate = Candidate(f"torch {engine}", model, {**settings, "backend": "torch", "engine": engine})
+    candidate = Candidate(f"torch {engine}", model, settings)
     measure([candidate], fp32, job.validation, job.input_size, (1,), config.latency_repeats)
     return Int8Result(candidate, candidate_rows([candidate], candidate))
 
@@ -226,3 +229,4 @@ def quantize_for_torch(job: Int8Job) -> Int8Result:
 register_backend(Int8Backend("torch", quantize_for_torch, int8_file="torch int8", outputs={"torch int8": "_int8.pt"},
                              preference=2, aliases=ENGINES,  # the original's values name torch's kernels
                              own_options=lambda config: "--prelu integer" if config.prelu == "integer" else None))
+register_precision("int8", load_int8)  # the INT8 checkpoints this backend saves load through model_define

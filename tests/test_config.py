@@ -103,3 +103,12 @@ def test_a_bad_pruning_setting_is_refused_when_the_config_is_built(build, messag
 
     with pytest.raises(UserError, match=message):
         build()
+
+
+def test_the_default_repair_asks_for_its_images():
+    """PruneConfig() repairs (its default is the measured recipe): called without images it says so first."""
+    from compression_tool.commen_utils.errors import UserError
+    from compression_tool.pruning import PruneConfig, run_prune
+
+    with pytest.raises(UserError, match="reconstruct 200 / bn_recalibrate 0: the repair needs training images"):
+        run_prune(PruneConfig(), None)

@@ -54,6 +54,6 @@ def test_demo_pipeline_on_a_tiny_configuration(tmp_path):
         expected = {v["checkpoint"]: v["accuracy"] for v in report["variants"]}.get(str(checkpoint))
         if expected is not None:
             assert abs(read_json(tmp_path / "t.json")["accuracy"] - expected) <= 0.02
-    assert run_in_process("--mode", "report", "--result_json", run / "report/report.json", "--report_dir",
+    assert run_in_process("--mode", "report", "--report_json", run / "report/report.json", "--report_dir",
                           tmp_path / "again").returncode == 0
     assert (tmp_path / "again/report.md").read_text() == (run / "report/report.md").read_text()

@@ -109,6 +109,7 @@ CASES = {
                                   "--device", "cpu", "--work_path", t / "out"], "--milestones 3,x"),
     "report without its JSON": (lambda t: ["--mode", "report", "--result_json", t / "none.json"],
                                 "none.json: report JSON not found"),
+    "report with no JSON named": (lambda t: ["--mode", "report"], "needs --report_json"),
 }
 SCRIPTS = {"CSV missing columns": "pruning_analysis_tools/auto_make_yaml.py",
            "expected_acc no level reaches": "pruning_analysis_tools/auto_make_yaml.py"}
@@ -126,7 +127,7 @@ class Evil:
 def test_user_mistake(case, tmp_path):
     make_args, expected = CASES[case]
     args = [str(a) for a in make_args(tmp_path)]
-    if "--result_json" not in args and case != "report without its JSON":
+    if "--result_json" not in args and not case.startswith("report"):
         args += ["--result_json", str(tmp_path / "out/r.json")]
     proc = run_in_process(*args, script=SCRIPTS.get(case, "main.py"))
     assert expected in one_line_error(proc)

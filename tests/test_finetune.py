@@ -183,8 +183,11 @@ def test_run_finetune_as_a_function_with_mixup_and_feature_distillation(tiny_set
     evaluator = make_evaluator("lfw", ORL, pairs, loaded.spec, batch_size=16, cache_images=True, progress=False)
     config = FineTuneConfig(epochs=1, lr=0.001, milestones=(), batch_size=8, head="none", kd_weight=1.0, mixup=1.0,
                             freeze_bn_stats=True, feature_kd=1.0)
-    result = run_finetune(config, loaded, evaluator=evaluator,
+    seen = []  # a caller's own callback runs after the run's: the epoch's row is in and best.pt decided
+    result = run_finetune(config, loaded, evaluator=evaluator, callbacks=[lambda job: seen.append(
+                              (job.epoch, job.history[-1]["epoch"], any(tmp_path.glob("*/log.csv"))))],
                           run=FineTuneRun(train_root=str(train), work_path=str(tmp_path)), teacher=teacher)
+    assert seen == [(1, 1, True)]
     rows = list(csv.DictReader(open(result.log)))
     assert [r["epoch"] for r in rows] == ["0", "1"] and 0 < float(rows[1]["kd"]) < 1
     assert float(rows[1]["features"]) > 0  # the pruned BN outputs were matched to the teacher's

@@ -13,7 +13,8 @@ from compression_tool.commen_utils.schedule import read_schedule, write_schedule
 from compression_tool.prune_module import runtimes
 from compression_tool.prune_module.allocation import PathPoint, greedy_path, ratios_for
 from compression_tool.prune_module.graph import ChannelGraph, channels_to_remove
-from compression_tool.prune_module.latency_search import LatencyGoal, Measured, NoFasterSchedule, choose
+from compression_tool.prune_module.latency_search import (LatencyGoal, Measured, NoFasterSchedule, choose,
+                                                          saving_scale)
 from compression_tool.prune_module.latency_table import (GroupLatency, LatencyTable, disjoint_sets,
                                                         measure_latency_table, Thinner, width_grid)
 from compression_tool.prune_module.runtimes import Deployment, Runner, RuntimeName, fold_into_layers
@@ -170,6 +171,23 @@ def test_choose_a_latency_ratio_moves_on_when_a_point_measures_slower():
     chosen, measured = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None)
     assert chosen.ratio <= 0.7 and calls[0] == 3 and chosen.index > 3
     assert [m.index for m in measured] == sorted(calls)
+
+
+def test_the_prediction_learns_how_much_of_the_tables_saving_whole_models_save():
+    """Whole models save 0.6 of what the table predicts: the first point is predicted from the table as it is, each
+    later one from the scale the earlier ones measured, within float error of its measurement."""
+    def measure(i):
+        return Measured(i, {"g": 10 - i}, 10.0 - i, 12.0 * (1 - 0.6 * i / 10), 12.0, 0.98 - 0.01 * i)
+    chosen, measured = choose(path_of(10), LatencyGoal(target_ratio=0.71), measure, None)
+    assert measured[0].expected_ratio == pytest.approx(1 - measured[0].index / 10)
+    assert [m.expected_ratio for m in measured[1:]] == pytest.approx([m.ratio for m in measured[1:]])
+    assert chosen.ratio <= 0.71 and len(measured) == 2  # the second aim already used the scale
+
+
+def test_saving_scale_ignores_points_too_close_to_the_unpruned_model():
+    points = [Measured(1, {}, 9.9, 9.0, 10.0), Measured(2, {}, 8.0, 9.0, 10.0)]  # saves 0.01 and 0.2 predicted
+    assert saving_scale(points, 10.0) == pytest.approx(0.5)
+    assert saving_scale(points[:1], 10.0) == 1.0
 
 
 def test_choose_under_a_floor_is_the_fastest_measured_within_it():

@@ -65,7 +65,7 @@ def test_torch_int8_keeps_prelu_embeddings(sface_and_images, kind):
     """The torch backend needs 7-bit activations where int8 products saturate; with them it holds on any
     CPU (the floor is lower than OpenVINO's: that is the point of the default)."""
     model, calibration, _, held_out = sface_and_images
-    settings = {"backend": "fbgemm", "observer": "histogram", "reduce_range": read_cpu_isa().saturates_int8,
+    settings = {"engine": "fbgemm", "observer": "histogram", "reduce_range": read_cpu_isa().saturates_int8,
                 "integer_prelus": torch_fx.prelu_names(model) if kind == "integer" else []}
     quantized = torch_fx.quantize_int8(model, (112, 112), calibration, settings, progress=False)
     assert cosine_to_float(model, quantized, held_out).mean() >= 0.975
@@ -190,3 +190,22 @@ def test_conflicting_quantization_flags(tmp_path):
     assert "--prelu integer" in line and not (tmp_path / "q").exists()
     line = one_line_error(run_cli(*common, "--max_cosine_drop", "0.01", "--quant_backend", "torch", check=False))
     assert "--max_cosine_drop" in line and not (tmp_path / "q").exists()
+
+
+def test_an_int8_checkpoint_from_before_engine_was_recorded_still_rebuilds(sface_and_images):
+    """Checkpoints written before the metadata split `backend` (torch) from `engine` (its kernels) kept the
+    kernels under `backend`: they rebuild the same layout."""
+    model = sface_and_images[0]
+    common = {"observer": "histogram", "reduce_range": False, "integer_prelus": []}
+    old = torch_fx.int8_structure(model, (112, 112), {"backend": "x86", **common})
+    new = torch_fx.int8_structure(model, (112, 112), {"backend": "torch", "engine": "x86", **common})
+    assert old.state_dict().keys() == new.state_dict().keys()
+
+
+def test_an_int8_checkpoint_needs_its_engine_registered(monkeypatch, tmp_path):
+    from compression_tool.commen_utils.errors import UserError
+    from compression_tool.model_define import loading
+
+    monkeypatch.delitem(loading.PRECISIONS, "int8")
+    with pytest.raises(UserError, match="int8 checkpoint; import .*quant_module"):
+        loading.rebuilder_of("int8", tmp_path / "x_int8.pt")

@@ -3,13 +3,12 @@ trained on an ImageFolder with a margin head (ArcFace / CosFace) and/or distilla
 embeddings, scored on the pair list every epoch; the best checkpoint is kept, the last one resumes a run.
 One process or many (torchrun: DDP, gloo on CPU, NCCL on GPU).
 """
-import csv
-import io
 import logging
 import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,7 +18,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from compression_tool.commen_utils.atomic import write_text
 from compression_tool.commen_utils.checkpoint import load_checkpoint, save_checkpoint, weights_digest
 from compression_tool.commen_utils.distributed import distributed_context, local_device
 from compression_tool.commen_utils.errors import UserError
@@ -31,9 +29,9 @@ from compression_tool.dataloader import TrainImages, make_loader, training_set
 from compression_tool.model_define.loading import layout_of
 from compression_tool.test_module.evaluate import HEADLINE
 
+from .callbacks import EpochCallback, epoch_callbacks
 from .config import FineTuneConfig, Head, LRSchedule
 from .heads import HEADS, embedding_distillation, similarity_distillation
-from .plots import plot_history
 
 log = logging.getLogger(__name__)
 
@@ -213,16 +211,6 @@ class FineTune:
         return value.item()
 
 
-def history_csv(rows: list[dict], headline: str) -> str:
-    """The log as CSV text: one row per epoch (epoch 0 is the model before training)."""
-    buffer = io.StringIO()
-    fields = ["epoch", "lr", "loss", "head", "kd", "features", headline, "seconds", "replicas_identical"]
-    writer = csv.DictWriter(buffer, fields, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def check_resumed_run(last, info: dict, loaded, config: FineTuneConfig, run_identity: dict):
     """Refuse to continue a run folder of another model or another configuration (the number of epochs
     may grow, except under a cosine schedule). Fields an older last.pt lacks are not checked."""
@@ -262,21 +250,11 @@ class FineTuneResult(ModeResult):
     log: str
 
 
-def save_epoch(job: FineTune, folder: Path, headline: str, common: dict, run_metadata: dict) -> None:
-    """After an epoch (rank 0): best.pt if it beat every earlier state, last.pt to resume from, the log, the plot."""
-    value, loss = job.history[-1][headline], job.history[-1]["loss"]
-    if value > job.best:
-        job.best = value
-        save_checkpoint(folder / "best.pt", job.model, metadata={"epoch": job.epoch, headline: value}, **common)
-    save_checkpoint(folder / "last.pt", job.model, metadata={"train_state": job.state(), **run_metadata}, **common)
-    write_text(folder / "log.csv", history_csv(job.history, headline))
-    plot_history(job.history, headline, folder / "curves.png")
-    log.info(f"epoch {job.epoch}: loss {loss:.4f}, {headline} {value:.4f}{' (best)' if value == job.best else ''}")
-
-
-def run_finetune(config: FineTuneConfig, loaded, *, evaluator, run: FineTuneRun, teacher=None) -> FineTuneResult:
+def run_finetune(config: FineTuneConfig, loaded, *, evaluator, run: FineTuneRun, teacher=None,
+                 callbacks: Sequence[EpochCallback] = ()) -> FineTuneResult:
     """`--mode finetune`: train `loaded`'s model, scoring it on `evaluator` after every epoch; `run`: where it reads
-    and writes; `teacher`: the unpruned model to distil from."""
+    and writes; `teacher`: the unpruned model to distil from; `callbacks`: called after every epoch on rank 0,
+    after the run's own (best.pt, last.pt, log, plot)."""
     config = config.with_teacher(teacher is not None)
     resume = Path(run.resume) if run.resume else None
     folder = resume or Path(run.work_path) / time_stamp()
@@ -298,6 +276,8 @@ def run_finetune(config: FineTuneConfig, loaded, *, evaluator, run: FineTuneRun,
         raise UserError(f"{folder}: a run is already there (pass --resume {folder}, or --overwrite)")
     headline = HEADLINE[evaluator.data_source]
     common = layout_of(loaded)
+    after_epoch = [*epoch_callbacks(folder, headline, common, {"config": plain_data(asdict(config)), **run_identity}),
+                   *callbacks]
     if not job.history:  # the model as given is the first "best": fine-tuning must beat it to replace it
         start = job.score()
         job.history.append({"epoch": 0, headline: start, "replicas_identical": True})
@@ -319,8 +299,8 @@ def run_finetune(config: FineTuneConfig, loaded, *, evaluator, run: FineTuneRun,
             row = {"epoch": job.epoch, "lr": learning_rate(config, job.epoch - 1), headline: value,
                    "seconds": round(time.perf_counter() - started, 2), "replicas_identical": identical, **losses}
             job.history.append(row)
-            if job.rank == 0:
-                save_epoch(job, folder, headline, common, {"config": plain_data(asdict(config)), **run_identity})
+            for callback in after_epoch if job.rank == 0 else ():
+                callback(job)
     except KeyboardInterrupt:
         if job.epoch == 0:
             raise KeyboardInterrupt(f"fine-tuning stopped during epoch 1: nothing to resume yet ({folder}/best.pt "
