@@ -23,7 +23,8 @@ from compression_tool.commen_utils.latency import side_by_side_ms
 from compression_tool.commen_utils.model_stats import count_macs
 from compression_tool.dataloader import sample_images
 from compression_tool.model_define.loading import load_model
-from compression_tool.prune_module.latency_search import LatencyGoal
+from compression_tool.prune_module.latency_search import LatencyGoal, SavingModel
+from compression_tool.prune_module.latency_table import LatencyTable
 from compression_tool.prune_module.repair import Repair
 from compression_tool.prune_module.runtimes import Deployment, prepare
 from compression_tool.prune_module.thinning import prune_and_repair
@@ -102,6 +103,11 @@ def main():
                   if r.get("predicted") else "")
         print(f"| {n} | {r['macs'] / rows['unpruned']['macs']:.2f} | {r['fp32 accuracy']:.4f} | "
               f"{r['int8 accuracy']:.4f} | {fp:.2f} | {i8:.2f} | {i8 / int8_ms[0]:.2f}x | {search} |")
+    for table_file in sorted(Path(ScheduleConfig.latency_cache).glob("sface_openvino-int8_*.json")):
+        checks = LatencyTable.from_json(table_file.read_text()).checks
+        line = SavingModel.fitted(checks)
+        print(f"{table_file.name}: {len(checks)} whole-model checks; measured saving = {line.slope:.3f} x the "
+              f"table's {line.offset:+.3f} (fractions of the unpruned time)")
     print(f"({time.time() - started:.0f} s)")
 
 

@@ -6,15 +6,17 @@ are then built for real — pruned, repaired, put in the runtime (quantized ther
 side by side with the unpruned model in that runtime, and scored on the analysis pairs. Every measured point is
 returned, so that a report can draw the frontier.
 
-The whole-model measurements also check the table as the search goes: a model thinned everywhere saves less
-than the table's per-layer ratios (each taken with a few groups thinned) add up to, so each point's prediction is
-the table's saving scaled by what the points measured before it really saved, as a fraction of the unpruned
-model timed beside them (which takes the CPU's drift out of the comparison).
+The whole-model measurements also check the table: a model thinned everywhere does not save what the table's
+per-layer ratios (each taken with a few groups thinned) add up to, so each point's prediction is the table's
+saving mapped through a line fitted to what the whole models measured before it really saved (this search's
+points and earlier searches', kept with the cached table), as fractions of the unpruned model timed beside
+them (which takes the CPU's drift out of the comparison).
 """
 import logging
-import statistics
 from dataclasses import dataclass, field
 from typing import Callable
+
+import numpy as np
 
 from compression_tool.commen_utils.errors import UserError
 
@@ -28,8 +30,10 @@ log = logging.getLogger(__name__)
 PROBE_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)  # where along the path the accuracy floor is first probed
 REFINEMENTS = 2        # bisection steps between the last point within the floor and the first below it
 LATENCY_RETRIES = 3    # further points tried when a latency target's point measures slower than the target
-MIN_SAVING = 0.05      # a point the table predicts to save less (of the unpruned time) says too little of the scale
-SCALE_LIMITS = (0.25, 1.5)  # a scale outside these is one noisy timing, not the table's error
+MAX_CHECKS = 50        # whole-model checks kept with a cached table, the newest
+SLOPE_LIMITS = (0.25, 2.0)  # a slope outside these is noisy timings, not the table's error
+LINE_SPREAD = 0.1      # a line is fitted once the checks' predicted savings spread this wide (of the unpruned time)
+PRIOR_SAVING = 0.2     # before that, the table's own word counts as a check of this much saving measured as predicted
 
 
 class NoFasterSchedule(UserError):
@@ -87,16 +91,36 @@ class Measured:
         """The prediction in ms: the predicted ratio times the unpruned model's time in the same rounds."""
         return self.expected_ratio * self.unpruned_ms
 
-    def table_saving(self, unpruned_predicted: float) -> float:
-        return 1 - self.predicted_ms / unpruned_predicted
+    def check(self, unpruned_predicted: float) -> list:
+        """[the table's saving, the measured saving], as fractions of the unpruned model's time."""
+        return [1 - self.predicted_ms / unpruned_predicted, 1 - self.ratio]
 
 
-def saving_scale(points: list[Measured], unpruned_predicted: float) -> float:
-    """How much of the table's predicted saving whole models measured so far really saved: the median of their
-    measured over predicted savings (fractions of the unpruned time); 1.0 until a point saves enough to tell."""
-    scales = [(1 - m.ratio) / m.table_saving(unpruned_predicted) for m in points
-              if m.table_saving(unpruned_predicted) >= MIN_SAVING]
-    return min(max(statistics.median(scales), SCALE_LIMITS[0]), SCALE_LIMITS[1]) if scales else 1.0
+@dataclass(frozen=True)
+class SavingModel:
+    """The saving a whole model measures, as a line of the table's predicted saving (fractions of the unpruned
+    time), fitted to checks ([predicted, measured] savings): by least squares once their predicted savings
+    spread LINE_SPREAD wide (a thinned model has a cost of its own beside what it saves), through the origin
+    before: their ratio of sums, the table's own prediction counted as one more check (PRIOR_SAVING), so that a
+    point that saves little moves it little, timing noise being a fraction of the whole time."""
+    slope: float = 1.0
+    offset: float = 0.0
+
+    @staticmethod
+    def fitted(checks: list) -> "SavingModel":
+        predicted, measured = [c[0] for c in checks], [c[1] for c in checks]
+        if len(checks) >= 3 and max(predicted) - min(predicted) >= LINE_SPREAD:
+            slope, offset = np.polyfit(predicted, measured, 1)
+            if SLOPE_LIMITS[0] <= slope <= SLOPE_LIMITS[1]:
+                return SavingModel(float(slope), float(offset))
+        slope = (sum(measured) + PRIOR_SAVING) / (sum(predicted) + PRIOR_SAVING)
+        return SavingModel(min(max(slope, SLOPE_LIMITS[0]), SLOPE_LIMITS[1]))
+
+    def saving(self, table_saving: float) -> float:
+        return self.slope * table_saving + self.offset
+
+    def table_saving_for(self, saving: float) -> float:
+        return (saving - self.offset) / self.slope
 
 
 def first_at(path: list[PathPoint], ms: float, start: int = 0) -> int:
@@ -105,25 +129,26 @@ def first_at(path: list[PathPoint], ms: float, start: int = 0) -> int:
 
 
 def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Measured],
-           floor: float | None) -> tuple[Measured, list[Measured]]:
+           floor: float | None, checks: list = ()) -> tuple[Measured, list[Measured]]:
     """(chosen, every point measured). `measure(i)` builds and measures path point i; `floor` is the accuracy
-    to stay at or above (None: no floor). Raises NoFasterSchedule or UserError when the goal cannot be met."""
+    to stay at or above (None: no floor); `checks`: earlier searches' [predicted, measured] savings. Raises
+    NoFasterSchedule or UserError when the goal cannot be met."""
     measured: dict[int, Measured] = {}
     unpruned_predicted = path[0].predicted_ms
 
-    def scale() -> float:
-        return saving_scale(list(measured.values()), unpruned_predicted)
+    def fitted() -> SavingModel:
+        return SavingModel.fitted([*checks, *(m.check(unpruned_predicted) for m in measured.values())])
 
     def at(i: int) -> Measured:
         if i not in measured:
-            expected = 1 - scale() * (1 - path[i].predicted_ms / unpruned_predicted)
+            expected = 1 - fitted().saving(1 - path[i].predicted_ms / unpruned_predicted)
             measured[i] = measure(i)
             measured[i].expected_ratio = expected
             log.info(f"point {i}: predicted {expected:.3f}x of the unpruned model, measured {measured[i].ratio:.3f}x")
         return measured[i]
 
     if goal.has_latency:
-        chosen = _meet_latency(path, goal, at, unpruned_predicted, scale)
+        chosen = _meet_latency(path, goal, at, unpruned_predicted, fitted)
         if floor is not None and chosen.accuracy < floor:
             raise NoFasterSchedule(f"the fastest schedule at {goal.describe()} loses accuracy below the floor "
                                    f"({chosen.accuracy:.4f} < {floor:.4f}): relax the latency target or the drop")
@@ -139,14 +164,14 @@ def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Me
     return best, all_measured
 
 
-def _meet_latency(path, goal, at, unpruned_predicted, scale) -> Measured:
+def _meet_latency(path, goal, at, unpruned_predicted, fitted) -> Measured:
     """The first point, from the aim on, that measures within the target; the aim moves as the measured points
-    teach the table's scale."""
+    refit the saving model."""
     def target_ratio(unpruned_ms: float) -> float:
         return goal.target_ratio if goal.target_ratio is not None else goal.target_ms / unpruned_ms
 
-    def aim(unpruned_ms: float) -> float:  # the table's ms whose scaled saving meets the target
-        return unpruned_predicted * (1 - (1 - target_ratio(unpruned_ms)) / scale())
+    def aim(unpruned_ms: float) -> float:  # the table's ms whose predicted saving meets the target
+        return unpruned_predicted * (1 - fitted().table_saving_for(1 - target_ratio(unpruned_ms)))
 
     if goal.target_ms is not None and unpruned_predicted <= goal.target_ms:
         raise NoFasterSchedule(f"the unpruned model already meets {goal.describe()} (predicted "
@@ -260,7 +285,7 @@ def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fr
     the greedy path is walked and the points the goal depends on are measured."""
     from .allocation import greedy_path, ratios_for
     from .graph import ChannelGraph
-    from .latency_table import measure_latency_table, width_grid
+    from .latency_table import measure_latency_table, save_table, width_grid
 
     if goal.max_accuracy_drop is not None and evaluator is None:
         raise UserError("--max_accuracy_drop needs the model and pairs to measure on (--best_model_path, "
@@ -281,7 +306,10 @@ def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fr
                             calibration=calibration, repeats=repeats, save_dir=save_dir, info=info)
     log.info(f"latency path: {len(path)} schedules from {path[0].predicted_ms:.2f} ms (unpruned, predicted) to "
              f"{path[-1].predicted_ms:.2f} ms; measuring the ones {goal.describe()} depends on")
-    chosen, measured = choose(path, goal, measurer, floor)
+    chosen, measured = choose(path, goal, measurer, floor, table.checks)
+    table.checks = [*table.checks, *(m.check(table.unpruned_ms) for m in measured)][-MAX_CHECKS:]
+    if cache_dir:
+        save_table(table, cache_dir)
     return LatencyPlan(ratios_for(chosen.widths, full), chosen, measured, table, baseline, floor,
                        measurer.unpruned_file)
 

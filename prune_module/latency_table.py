@@ -52,6 +52,7 @@ class LatencyTable:
     base: list                # unpruned ms per layer (with the operators after it)
     other: float              # unpruned ms no layer accounts for, the wall time outside the profile included
     groups: dict              # {leader weight: GroupLatency}
+    checks: list = field(default_factory=list)  # whole models measured by searches: [predicted, measured] saving
 
     @property
     def unpruned_ms(self) -> float:
@@ -103,7 +104,7 @@ class LatencyTable:
         data = json.loads(text)
         groups = {k: GroupLatency(g["full"], g["layers"], {int(w): r for w, r in g["ratios"].items()})
                   for k, g in data["groups"].items()}
-        return LatencyTable(data["key"], data["layers"], data["base"], data["other"], groups)
+        return LatencyTable(data["key"], data["layers"], data["base"], data["other"], groups, data.get("checks", []))
 
 
 def width_grid(group: PrunableGroup, max_fraction: float, steps: int = 16) -> list:
@@ -213,9 +214,13 @@ def measure_latency_table(model: nn.Module, input_size, graph: ChannelGraph, dep
                       statistics.median(b.other for b in bases))
     table = LatencyTable(key, layers, base.layers, base.other + wall_overhead(unpruned, base, input_size, deployment,
                                                                                repeats), groups)
-    if path is not None:
-        write_text(path, table.to_json(), overwrite=True)
+    if cache_dir:
+        save_table(table, cache_dir)
     return table
+
+
+def save_table(table: LatencyTable, cache_dir) -> None:
+    write_text(cache_path(cache_dir, table.key), table.to_json(), overwrite=True)
 
 
 def wall_overhead(unpruned, base: LayerTimes, input_size, deployment: Deployment, repeats: int) -> float:

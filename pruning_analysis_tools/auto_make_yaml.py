@@ -14,6 +14,7 @@ Two ways to choose each layer's sparsity:
   or, when no pruned schedule beats the unpruned model there, nothing is (exit 3).
 """
 import argparse
+import logging
 import functools
 import importlib.util
 import sys
@@ -34,6 +35,8 @@ from compression_tool.commen_utils.results import write_result_json
 from compression_tool.commen_utils.schedule import write_schedule
 from compression_tool.prune_module.runtimes import RuntimeName
 from compression_tool.pruning_analysis_tools.curves import Curves, read_curves, repair_text
+
+log = logging.getLogger("compression_tool.pruning_analysis_tools.auto_make_yaml")  # also when run as __main__
 
 if TYPE_CHECKING:  # imported where it is used, as late as possible
     from compression_tool.prune_module.latency_search import LatencyGoal
@@ -190,7 +193,7 @@ def measured_choice(config: "ScheduleConfig", curves: Curves, candidates, size):
         prune_and_repair(model, size, {k: v for k, v in ratios.items() if v > 0}, criterion,
                          round_to=config.round_to, repair=repair)
         scores[name] = evaluator(model)["headline"]
-        print(f"candidate {name}: MACs {reached['macs']:.3f}x, measured {scores[name]:.4f}")
+        log.info(f"candidate {name}: MACs {reached['macs']:.3f}x, measured {scores[name]:.4f}")
     best = max(scores, key=scores.get)  # ties: the earlier candidate, uniform first
     tried = [{"schedule": name, "macs_ratio": candidates[name][1]["macs"],
               "params_ratio": candidates[name][1]["params"], "measured": scores[name]} for name in scores]
@@ -228,7 +231,7 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
         cache_dir=config.latency_cache, save_dir=Path(config.output).with_suffix("").as_posix() + "_points",
         info={"arch": loaded.arch, "input_size": list(size), "embedding_size": loaded.embedding_size})
     chosen = plan.chosen
-    print(frontier_table(plan))
+    log.info(frontier_table(plan))
     scored = (f", {chosen.accuracy:.4f} on {Path(config.evaluation.pair_list).name}" if chosen.accuracy is not None
               else "")
     rule = (f"{goal.describe()}: point {chosen.index} of the greedy path, predicted {chosen.expected_ms:.2f} ms "
@@ -351,7 +354,7 @@ def budget_schedule(config: ScheduleConfig, curves: Curves, layers: list[str], t
     if config.checkpoint:
         used = {"reconstruct": config.reconstruct, "bn_recalibrate": config.bn_recalibrate}
         if used != curves.repair:
-            print(f"note: the curves were measured with {repair_text(curves.repair)}, the candidates are "
+            log.info(f"note: the curves were measured with {repair_text(curves.repair)}, the candidates are "
                   f"measured with {repair_text(used)}; the same options in both predict best", file=sys.stderr)
         chosen, measured, tried = measured_choice(config, curves, candidates, size)
         rule += f", {chosen} chosen by measurement ({measured:.4f} on {Path(config.evaluation.pair_list).name})"
@@ -403,9 +406,9 @@ def make_schedule(config: ScheduleConfig) -> dict:
               f"model {config.model}: MACs {reached['macs']:.3f}x, params {reached['params']:.3f}x of the unpruned "
               f"model; baseline {curves.baseline:.4f}"]
     write_schedule(config.output, ratios, size, header, overwrite=config.overwrite)
-    print("\n".join(header[1:]) + f"\nschedule: {config.output}")
+    log.info("\n".join(header[1:]) + f"\nschedule: {config.output}")
     if curves.criterion != "l1":
-        print(f"the curves rank channels by {curves.criterion}: prune with --criterion {curves.criterion}")
+        log.info(f"the curves rank channels by {curves.criterion}: prune with --criterion {curves.criterion}")
     result = {"ratios": ratios, "macs_ratio": reached["macs"], "params_ratio": reached["params"],
               "baseline": curves.baseline, "criterion": curves.criterion, "yaml": str(config.output),
               "candidates": tried, **extra}

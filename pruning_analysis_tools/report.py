@@ -7,6 +7,7 @@ variants on one plot, per-layer widths, and the sensitivity curves when a CSV is
         --img_list_label_path ... [--csv SA.csv] --output_dir work_space/report/<time>
 """
 import argparse
+import logging
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from compression_tool.commen_utils.model_stats import count_macs, count_params
 from compression_tool.commen_utils.results import write_result_json
 from compression_tool.commen_utils.timestamp import time_stamp
 from compression_tool.test_module.plots import save_figure
+
+log = logging.getLogger("compression_tool.pruning_analysis_tools.report")  # also when run as __main__
 
 TARGET_FPRS = (1e-2, 1e-3)
 
@@ -169,7 +172,7 @@ def with_original_int8(variants: list, budgets: list, train_root) -> list:
     from compression_tool.prune_module.runtimes import Deployment, prepare
 
     if not openvino_io.available() or not Path(train_root).exists():
-        print(f"note: no {ORIGINAL_INT8} row (needs OpenVINO + NNCF and calibration images in {train_root})")
+        log.info(f"note: no {ORIGINAL_INT8} row (needs OpenVINO + NNCF and calibration images in {train_root})")
         return variants
     runner = prepare(first.model, first.input_size, Deployment("openvino-int8"),
                      sample_images(train_root, first.spec, 64))
@@ -232,7 +235,7 @@ def render(data: dict, out: Path):
                 "", "Every variant and every schedule the latency search measured, scored on these pairs and timed "
                 "side by side in the runtime (float models in its float twin).", "", frontier_table(frontier), "",
                 f"![accuracy against latency]({name})"]
-        print(f"accuracy against latency in {d['runtime']}:\n{frontier_table(frontier)}")
+        log.info(f"accuracy against latency in {d['runtime']}:\n{frontier_table(frontier)}")
     if data["csv"]:
         pngs = plot_curves(read_curves(data["csv"]), out / "sensitivity")
         doc += ["", f"## Sensitivity curves (`{data['csv']}`)", ""]
@@ -240,8 +243,8 @@ def render(data: dict, out: Path):
     if data["notes"]:
         doc += ["", "## Settings", ""] + [f"- {note}" for note in data["notes"]]
     write_text(out / "report.md", "\n".join(doc) + "\n")
-    print(text)
-    print(f"report: {out / 'report.md'}")
+    log.info(text)
+    log.info(f"report: {out / 'report.md'}")
     return out / "report.md"
 
 

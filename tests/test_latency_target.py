@@ -13,8 +13,8 @@ from compression_tool.commen_utils.schedule import read_schedule, write_schedule
 from compression_tool.prune_module import runtimes
 from compression_tool.prune_module.allocation import PathPoint, greedy_path, ratios_for
 from compression_tool.prune_module.graph import ChannelGraph, channels_to_remove
-from compression_tool.prune_module.latency_search import (LatencyGoal, Measured, NoFasterSchedule, choose,
-                                                          saving_scale)
+from compression_tool.prune_module.latency_search import (LatencyGoal, Measured, NoFasterSchedule, SavingModel,
+                                                          choose)
 from compression_tool.prune_module.latency_table import (GroupLatency, LatencyTable, disjoint_sets,
                                                         measure_latency_table, Thinner, width_grid)
 from compression_tool.prune_module.runtimes import Deployment, Runner, RuntimeName, fold_into_layers
@@ -175,19 +175,33 @@ def test_choose_a_latency_ratio_moves_on_when_a_point_measures_slower():
 
 def test_the_prediction_learns_how_much_of_the_tables_saving_whole_models_save():
     """Whole models save 0.6 of what the table predicts: the first point is predicted from the table as it is, each
-    later one from the scale the earlier ones measured, within float error of its measurement."""
+    later one from the saving model the earlier ones fitted, and the aim follows it."""
     def measure(i):
         return Measured(i, {"g": 10 - i}, 10.0 - i, 12.0 * (1 - 0.6 * i / 10), 12.0, 0.98 - 0.01 * i)
     chosen, measured = choose(path_of(10), LatencyGoal(target_ratio=0.71), measure, None)
-    assert measured[0].expected_ratio == pytest.approx(1 - measured[0].index / 10)
-    assert [m.expected_ratio for m in measured[1:]] == pytest.approx([m.ratio for m in measured[1:]])
-    assert chosen.ratio <= 0.71 and len(measured) == 2  # the second aim already used the scale
+    first, *later = measured
+    assert first.index == 3 and first.expected_ratio == pytest.approx(0.7) and first.ratio == pytest.approx(0.82)
+    slope = (0.18 + 0.2) / (0.3 + 0.2)  # its check, with the table's word as one more
+    assert later[0].expected_ratio == pytest.approx(1 - slope * later[0].index / 10)
+    assert chosen.ratio <= 0.71 and chosen is later[-1]
 
 
-def test_saving_scale_ignores_points_too_close_to_the_unpruned_model():
-    points = [Measured(1, {}, 9.9, 9.0, 10.0), Measured(2, {}, 8.0, 9.0, 10.0)]  # saves 0.01 and 0.2 predicted
-    assert saving_scale(points, 10.0) == pytest.approx(0.5)
-    assert saving_scale(points[:1], 10.0) == 1.0
+def test_the_saving_model_is_a_line_once_the_checks_spread_and_a_ratio_before():
+    assert SavingModel.fitted([]) == SavingModel(1.0, 0.0)
+    # before a line: the ratio of sums, the table's word counted as a check of 0.2 saved as predicted
+    assert SavingModel.fitted([[0.1, 0.02], [0.3, 0.22]]).slope == pytest.approx((0.02 + 0.22 + 0.2) / (0.4 + 0.2))
+    line = SavingModel.fitted([[0.1, 0.04], [0.3, 0.26], [0.5, 0.48]])  # saving = 1.1 x predicted - 0.07
+    assert (line.slope, line.offset) == (pytest.approx(1.1), pytest.approx(-0.07))
+    assert line.table_saving_for(line.saving(0.42)) == pytest.approx(0.42)
+    assert SavingModel.fitted([[0.2, -0.2]]).slope == 0.25  # a slower point is noise, bounded
+
+
+def test_earlier_searches_checks_predict_the_first_point():
+    def measure(i):
+        return Measured(i, {"g": 10 - i}, 10.0 - i, 12.0 * (1 - 0.6 * i / 10), 12.0)
+    chosen, measured = choose(path_of(10), LatencyGoal(target_ratio=0.71), measure, None,
+                              checks=[[0.2, 0.12], [0.4, 0.24], [0.6, 0.36]])  # a line: saving 0.6 x predicted
+    assert len(measured) == 1 and chosen.ratio <= 0.71 and chosen.expected_ratio == pytest.approx(chosen.ratio)
 
 
 def test_choose_under_a_floor_is_the_fastest_measured_within_it():

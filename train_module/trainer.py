@@ -250,6 +250,15 @@ class FineTuneResult(ModeResult):
     log: str
 
 
+def resume_from(job: FineTune, last: Path, loaded, config: FineTuneConfig, run_identity: dict) -> None:
+    state_dict, info = load_checkpoint(last)
+    check_resumed_run(last, info, loaded, config, run_identity)
+    job.model.load_state_dict(state_dict)
+    job.restore(info["metadata"]["train_state"])
+    if job.rank == 0:
+        log.info(f"resuming {last.parent} after epoch {job.epoch}")
+
+
 def run_finetune(config: FineTuneConfig, loaded, *, evaluator, run: FineTuneRun, teacher=None,
                  callbacks: Sequence[EpochCallback] = ()) -> FineTuneResult:
     """`--mode finetune`: train `loaded`'s model, scoring it on `evaluator` after every epoch; `run`: where it reads
@@ -265,13 +274,7 @@ def run_finetune(config: FineTuneConfig, loaded, *, evaluator, run: FineTuneRun,
     job = FineTune(loaded, evaluator, config, run.train_root, teacher, head_state, run.workers,
                    run.device)
     if resume:
-        last = resume / "last.pt"
-        state_dict, info = load_checkpoint(last)
-        check_resumed_run(last, info, loaded, config, run_identity)
-        job.model.load_state_dict(state_dict)
-        job.restore(info["metadata"]["train_state"])
-        if job.rank == 0:
-            log.info(f"resuming {folder} after epoch {job.epoch}")
+        resume_from(job, resume / "last.pt", loaded, config, run_identity)
     elif job.rank == 0 and (folder / "last.pt").exists() and not run.overwrite:
         raise UserError(f"{folder}: a run is already there (pass --resume {folder}, or --overwrite)")
     headline = HEADLINE[evaluator.data_source]
