@@ -28,7 +28,8 @@ from .runtimes import Deployment
 log = logging.getLogger(__name__)
 
 PROBE_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)  # where along the path the accuracy floor is first probed
-REFINEMENTS = 2        # bisection steps between the last point within the floor and the first below it
+REFINEMENTS = 2        # steps back between a point that meets a goal and the last one that does not
+OVERSHOOT = 0.03       # a latency target beaten by more than this (of the unpruned time) is worth a wider point
 LATENCY_RETRIES = 3    # further points tried when a latency target's point measures slower than the target
 MAX_CHECKS = 50        # whole-model checks kept with a cached table, the newest
 SLOPE_LIMITS = (0.25, 2.0)  # a slope outside these is noisy timings, not the table's error
@@ -166,7 +167,9 @@ def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Me
 
 def _meet_latency(path, goal, at, unpruned_predicted, fitted) -> Measured:
     """The first point, from the aim on, that measures within the target; the aim moves as the measured points
-    refit the saving model."""
+    refit the saving model. A point that beats the target by more than OVERSHOOT gave away accuracy for nothing:
+    the points between it and the last one over the target are tried (up to REFINEMENTS), the widest that meets
+    the target kept."""
     def target_ratio(unpruned_ms: float) -> float:
         return goal.target_ratio if goal.target_ratio is not None else goal.target_ms / unpruned_ms
 
@@ -176,14 +179,25 @@ def _meet_latency(path, goal, at, unpruned_predicted, fitted) -> Measured:
     if goal.target_ms is not None and unpruned_predicted <= goal.target_ms:
         raise NoFasterSchedule(f"the unpruned model already meets {goal.describe()} (predicted "
                                f"{unpruned_predicted:.2f} ms): deploy it as it is")
-    i = max(1, first_at(path, aim(unpruned_predicted)))
+    def meets(m: Measured) -> bool:
+        return m.ratio <= target_ratio(m.unpruned_ms)
+
+    i, slow = max(1, first_at(path, aim(unpruned_predicted))), 0  # slow: the last point over the target
     for _ in range(LATENCY_RETRIES + 1):
         m = at(i)
-        if m.ratio <= target_ratio(m.unpruned_ms):
+        if meets(m):
+            for _ in range(REFINEMENTS):
+                if m.ratio >= target_ratio(m.unpruned_ms) - OVERSHOOT or i - slow <= 1:
+                    break
+                j = min(max(first_at(path, aim(m.unpruned_ms), slow + 1), slow + 1), i - 1)
+                if meets(at(j)):
+                    i, m = j, at(j)
+                else:
+                    slow = j
             return m
         if i == len(path) - 1:
             break
-        i = max(i + 1, first_at(path, aim(m.unpruned_ms)))
+        slow, i = i, max(i + 1, first_at(path, aim(m.unpruned_ms)))
     raise UserError(f"cannot reach {goal.describe()} within the levels the curves were measured at (the fastest "
                     f"point tried measured {m.ratio:.2f}x, {m.measured_ms:.2f} ms)")
 

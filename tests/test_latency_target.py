@@ -204,6 +204,16 @@ def test_earlier_searches_checks_predict_the_first_point():
     assert len(measured) == 1 and chosen.ratio <= 0.71 and chosen.expected_ratio == pytest.approx(chosen.ratio)
 
 
+def test_a_point_far_faster_than_a_latency_target_is_walked_back_to_a_wider_one():
+    """Points 3-6 time as the unpruned model (no saving), from 7 on as the table says: the first aim (point 5)
+    is over the target, the next try (the path's end) far under it; the search steps back to point 7, the
+    widest point that meets the target."""
+    def measure(i):
+        return Measured(i, {"g": 10 - i}, 10.0 - i, 10.0 if i < 7 else 10.0 - i, 10.0)
+    chosen, measured = choose(path_of(10), LatencyGoal(target_ratio=0.5), measure, None)
+    assert [m.index for m in measured][-1] == 9 and chosen.index == 7 and chosen.ratio <= 0.5 - 0.0
+
+
 def test_choose_under_a_floor_is_the_fastest_measured_within_it():
     measure, calls = fake_measure()
     chosen, measured = choose(path_of(10), LatencyGoal(max_accuracy_drop=3.5), measure, 0.98 - 0.035)
