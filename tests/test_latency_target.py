@@ -221,6 +221,16 @@ def test_choose_under_a_floor_is_the_fastest_measured_within_it():
     assert all(m.accuracy < 0.945 or m.measured_ms >= chosen.measured_ms for m in measured)
 
 
+def test_the_fastest_within_a_floor_is_judged_beside_the_unpruned_model():
+    """The CPU slows down while the wider point 2 is timed: its milliseconds are fewer than point 3's, its ratio to
+    the unpruned model timed beside it is not; point 3 is the faster schedule."""
+    def measure(i):
+        unpruned = 6.0 if i == 2 else 10.0
+        return Measured(i, {"g": 10 - i}, 10.0 - i, (10.0 - i) / 10.0 * unpruned, unpruned, 0.98 - 0.01 * i)
+    chosen, _ = choose(path_of(10), LatencyGoal(max_accuracy_drop=3.5), measure, 0.98 - 0.035)
+    assert chosen.index == 3
+
+
 def test_no_pruned_schedule_faster_than_the_unpruned_model_writes_nothing(tmp_path):
     measure, _ = fake_measure(slowdown=1.6)  # every pruned point is slower than the unpruned model
     output = tmp_path / "s.yaml"
