@@ -14,9 +14,9 @@ Two ways to choose each layer's sparsity:
   or, when no pruned schedule beats the unpruned model there, nothing is (exit 3).
 """
 import argparse
-import logging
 import functools
 import importlib.util
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path

@@ -7,8 +7,8 @@ variants on one plot, per-layer widths, and the sensitivity curves when a CSV is
         --img_list_label_path ... [--csv SA.csv] --output_dir work_space/report/<time>
 """
 import argparse
-import logging
 import importlib.util
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
