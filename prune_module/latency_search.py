@@ -3,8 +3,11 @@ in ms), an accuracy floor, or both.
 
 The greedy path (allocation.py) is walked on the latency table's predictions; the points the choice depends on
 are then built for real — pruned, repaired, put in the runtime (quantized there for an INT8 runtime) — timed
-side by side with the unpruned model in that runtime, and scored on the analysis pairs. Every measured point is
-returned, so that a report can draw the frontier.
+side by side with the unpruned model in that runtime, and scored on the analysis pairs. The greedy path trusts
+each layer's curve alone, and per-layer damages do not simply add up: where there are pairs to score on, the
+curves' shapes (shapes.py: uniform, equal damage and halfway between) fitted to the same predicted latency are
+measured beside the path's point, and the more accurate kept. Every measured point is returned, so that a
+report can draw the frontier.
 
 The whole-model measurements also check the table: a model thinned everywhere does not save what the table's
 per-layer ratios (each taken with a few groups thinned) add up to, so each point's prediction is the table's
@@ -64,6 +67,10 @@ class LatencyGoal:
     def has_latency(self) -> bool:
         return self.target_ratio is not None or self.target_ms is not None
 
+    def ratio_for(self, unpruned_ms: float) -> float:
+        """The latency target as a fraction of the unpruned model's time (timed at `unpruned_ms`)."""
+        return self.target_ratio if self.target_ratio is not None else self.target_ms / unpruned_ms
+
     def describe(self) -> str:
         parts = [f"latency <= {self.target_ratio:g}x of the unpruned model" if self.target_ratio is not None else "",
                  f"latency <= {self.target_ms:g} ms" if self.target_ms is not None else "",
@@ -73,8 +80,8 @@ class LatencyGoal:
 
 @dataclass
 class Measured:
-    """One point of the path, built and measured."""
-    index: int                # position on the path
+    """One schedule built and measured: a point of the path, or a shape fitted to a point's predicted latency."""
+    index: int | None         # position on the path (None: a shape)
     widths: dict
     predicted_ms: float
     measured_ms: float
@@ -82,6 +89,11 @@ class Measured:
     accuracy: float | None = None
     extra: dict = field(default_factory=dict)  # what the measurer adds (its saved file, ...)
     expected_ratio: float | None = None  # predicted before it was built: the table through the SavingModel
+    shape: str | None = None  # the curves' shape it was fitted to, for a schedule off the path
+
+    @property
+    def name(self) -> str:
+        return f"point {self.index}" if self.shape is None else f"{self.shape} shape"
 
     @property
     def ratio(self) -> float:
@@ -130,33 +142,60 @@ def first_at(path: list[PathPoint], ms: float, start: int = 0) -> int:
 
 
 def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Measured],
-           floor: float | None, checks: list = ()) -> tuple[Measured, list[Measured]]:
+           floor: float | None, checks: list = (),
+           rivals: Callable[[float], list[Measured]] | None = None) -> tuple[Measured, list[Measured]]:
     """(chosen, every point measured). `measure(i)` builds and measures path point i; `floor` is the accuracy
-    to stay at or above (None: no floor); `checks`: earlier searches' [predicted, measured] savings. Raises
-    NoFasterSchedule or UserError when the goal cannot be met."""
-    measured: dict[int, Measured] = {}
+    to stay at or above (None: no floor); `checks`: earlier searches' [predicted, measured] savings;
+    `rivals(table_ms)` builds and measures other schedules the table predicts at `table_ms` (scored: the most
+    accurate that meets a latency target is kept; under a floor they are tried one step past the path's
+    fastest point within it). Raises NoFasterSchedule or UserError when the goal cannot be met."""
+    measured: dict = {}  # {path index or shape name: Measured}
     unpruned_predicted = path[0].predicted_ms
 
     def fitted() -> SavingModel:
         return SavingModel.fitted([*checks, *(m.check(unpruned_predicted) for m in measured.values())])
 
+    def expected(table_ms: float) -> float:
+        return 1 - fitted().saving(1 - table_ms / unpruned_predicted)
+
+    def table_ms_for(ratio: float) -> float:  # the table's ms whose predicted saving brings the model to `ratio`
+        return unpruned_predicted * (1 - fitted().table_saving_for(1 - ratio))
+
     def at(i: int) -> Measured:
         if i not in measured:
-            expected = 1 - fitted().saving(1 - path[i].predicted_ms / unpruned_predicted)
+            predicted = expected(path[i].predicted_ms)
             measured[i] = measure(i)
-            measured[i].expected_ratio = expected
-            log.info(f"point {i}: predicted {expected:.3f}x of the unpruned model, measured {measured[i].ratio:.3f}x")
+            measured[i].expected_ratio = predicted
+            log.info(f"point {i}: predicted {predicted:.3f}x of the unpruned model, measured {measured[i].ratio:.3f}x")
         return measured[i]
 
+    def beside(point: Measured) -> list[Measured]:  # the rivals at the point's predicted latency
+        if rivals is None:
+            return []
+        predicted = expected(point.predicted_ms)
+        found = [m for m in rivals(point.predicted_ms) if m.widths != point.widths]
+        for m in found:
+            m.expected_ratio = predicted
+            measured[m.shape] = m
+            log.info(f"{m.name}: predicted {predicted:.3f}x, measured {m.ratio:.3f}x, accuracy {m.accuracy:.4f}")
+        return found
+
+    def in_order() -> list[Measured]:
+        return sorted(measured.values(), key=lambda m: (m.index is None, m.index or 0))
+
     if goal.has_latency:
-        chosen = _meet_latency(path, goal, at, unpruned_predicted, fitted)
+        chosen = _meet_latency(path, goal, at, table_ms_for)
+        meeting = [m for m in [chosen, *beside(chosen)] if m.ratio <= goal.ratio_for(m.unpruned_ms)]
+        chosen = max(meeting, key=lambda m: m.accuracy if m.accuracy is not None else 0)  # ties: the path's
         if floor is not None and chosen.accuracy < floor:
             raise NoFasterSchedule(f"the fastest schedule at {goal.describe()} loses accuracy below the floor "
                                    f"({chosen.accuracy:.4f} < {floor:.4f}): relax the latency target or the drop")
-        return chosen, sorted(measured.values(), key=lambda m: m.index)
-    passing, failing = _probe_floor(path, at, floor, unpruned_predicted)
+        return chosen, in_order()
+    passing, failing = _probe_floor(path, at, floor, table_ms_for)
+    if failing is not None:
+        beside(at(failing))
     within = [m for m in measured.values() if m.accuracy >= floor]
-    all_measured = sorted(measured.values(), key=lambda m: m.index)
+    all_measured = in_order()
     # fastest by the ratio to the unpruned model timed beside each: the CPU's speed drifts between rounds
     best = min(within, key=lambda m: m.ratio, default=None)
     if best is None or best.ratio >= 1:
@@ -166,19 +205,18 @@ def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Me
     return best, all_measured
 
 
-def _meet_latency(path, goal, at, unpruned_predicted, fitted) -> Measured:
+def _meet_latency(path, goal, at, table_ms_for) -> Measured:
     """The first point, from the aim on, that measures within the target; the aim moves as the measured points
     refit the saving model. A point that beats the target by more than OVERSHOOT gave away accuracy for nothing:
     the points between it and the last one over the target are tried (up to REFINEMENTS), the widest that meets
     the target kept."""
-    def target_ratio(unpruned_ms: float) -> float:
-        return goal.target_ratio if goal.target_ratio is not None else goal.target_ms / unpruned_ms
+    unpruned_predicted = path[0].predicted_ms
 
     def aim(unpruned_ms: float) -> float:  # the table's ms whose predicted saving meets the target
-        return unpruned_predicted * (1 - fitted().table_saving_for(1 - target_ratio(unpruned_ms)))
+        return table_ms_for(goal.ratio_for(unpruned_ms))
 
     def meets(m: Measured) -> bool:
-        return m.ratio <= target_ratio(m.unpruned_ms)
+        return m.ratio <= goal.ratio_for(m.unpruned_ms)
 
     if goal.target_ms is not None and unpruned_predicted <= goal.target_ms:
         raise NoFasterSchedule(f"the unpruned model already meets {goal.describe()} (predicted "
@@ -189,7 +227,7 @@ def _meet_latency(path, goal, at, unpruned_predicted, fitted) -> Measured:
         m = at(i)
         if meets(m):
             for _ in range(REFINEMENTS):
-                if m.ratio >= target_ratio(m.unpruned_ms) - OVERSHOOT or i - slow <= 1:
+                if m.ratio >= goal.ratio_for(m.unpruned_ms) - OVERSHOOT or i - slow <= 1:
                     break
                 j = min(max(first_at(path, aim(m.unpruned_ms), slow + 1), slow + 1), i - 1)
                 if meets(at(j)):
@@ -204,11 +242,14 @@ def _meet_latency(path, goal, at, unpruned_predicted, fitted) -> Measured:
                     f"point tried measured {m.ratio:.2f}x, {m.measured_ms:.2f} ms)")
 
 
-def _probe_floor(path, at, floor, unpruned_predicted) -> tuple[int, int | None]:
-    """The last probed point within the floor and the first below it, bisected between them."""
-    probes = sorted({first_at(path, r * unpruned_predicted) for r in PROBE_RATIOS} - {0})
+def _probe_floor(path, at, floor, table_ms_for) -> tuple[int, int | None]:
+    """The last probed point within the floor and the first below it, bisected between them. The probes are
+    the points predicted (through the saving model) at PROBE_RATIOS of the unpruned model."""
     passing, failing = 0, None
-    for i in probes:
+    for ratio in PROBE_RATIOS:
+        if passing == len(path) - 1:
+            break
+        i = first_at(path, table_ms_for(ratio), passing + 1)
         if at(i).accuracy >= floor:
             passing = i
         else:
@@ -255,6 +296,9 @@ class PathMeasurer:
         return str(runner.save(self.save_dir / name, {**self.info, "keep": record_keep(model)}))
 
     def __call__(self, i: int) -> Measured:
+        return self.build(self.path[i].widths, self.path[i].predicted_ms, index=i)
+
+    def build(self, widths: dict, table_ms: float, *, index: int | None = None, shape: str | None = None) -> Measured:
         import copy
 
         from compression_tool.commen_utils.latency import side_by_side_ms
@@ -263,21 +307,42 @@ class PathMeasurer:
         from .runtimes import prepare
         from .thinning import prune_and_repair
 
-        point = self.path[i]
         pruned = copy.deepcopy(self.model)
-        prune_and_repair(pruned, self.input_size, ratios_for(point.widths, self.full), self.criterion,
-                         repair=self.repair)
+        prune_and_repair(pruned, self.input_size, ratios_for(widths, self.full), self.criterion, repair=self.repair)
         runner = prepare(pruned, self.input_size, self.deployment, self.calibration)
         # a model compiled long ago times slower than one just compiled: both fresh
         unpruned_ms, ms = side_by_side_ms([self.unpruned.recompiled(), runner], self.input_size,
                                           self.deployment.batch, self.repeats)
         accuracy = self.evaluator(runner.evaluable())["headline"] if self.evaluator else None
-        file = self._save(runner, f"point_{i:03d}", pruned)
+        measured = Measured(index, dict(widths), table_ms, ms, unpruned_ms, accuracy, shape=shape)
+        file = self._save(runner, f"point_{index:03d}" if shape is None else shape.replace(" ", "_"), pruned)
+        if file:
+            measured.extra["file"] = file
         score = f", accuracy {accuracy:.4f}" if accuracy is not None else ""
-        log.info(f"point {i}: {ms:.2f} ms beside the unpruned model's {unpruned_ms:.2f} ms (table: "
-                 f"{point.predicted_ms:.2f} ms){score}")
-        return Measured(i, dict(point.widths), point.predicted_ms, ms, unpruned_ms, accuracy,
-                        {"file": file} if file else {})
+        log.info(f"{measured.name}: {ms:.2f} ms beside the unpruned model's {unpruned_ms:.2f} ms (table: "
+                 f"{table_ms:.2f} ms){score}")
+        return measured
+
+
+def shaped_widths(table: LatencyTable, damage: dict, max_fraction: dict, table_ms: float) -> dict:
+    """{shape name: widths}: the curves' shapes (shapes.py) other than the path's own (damage per ms saved),
+    each fitted to `table_ms` as the table predicts it, every group at the width it may be pruned to (allowed,
+    within its curve) nearest its share; none where a shape cannot get there within the curves' levels."""
+    from .shapes import shaped_schedules
+
+    options = {p: [w for w in table.allowed_widths(p) if 1 - w / table.groups[p].full <= max_fraction[p] + 1e-9]
+               for p in damage}
+
+    def snapped(ratios: dict) -> dict:
+        return {p: min(options[p], key=lambda w: (abs(w - (1 - ratios.get(p, 0.0)) * table.groups[p].full), -w))
+                for p in damage}
+
+    try:
+        found = shaped_schedules(damage, min(max_fraction.values()), {"ms": table_ms / table.unpruned_ms},
+                                 lambda ratios: {"ms": table.predict(snapped(ratios))}, written=float)
+    except UserError:  # a shape stops at the levels the curves were measured at: the path alone goes deeper
+        return {}
+    return {name: snapped(ratios) for name, (ratios, _) in found.items()}
 
 
 @dataclass
@@ -322,7 +387,12 @@ def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fr
                             calibration=calibration, repeats=repeats, save_dir=save_dir, info=info)
     log.info(f"latency path: {len(path)} schedules from {path[0].predicted_ms:.2f} ms (unpruned, predicted) to "
              f"{path[-1].predicted_ms:.2f} ms; measuring the ones {goal.describe()} depends on")
-    chosen, measured = choose(path, goal, measurer, floor, table.checks)
+    def rivals(table_ms: float) -> list[Measured]:
+        return [measurer.build(widths, table.predict(widths), shape=name)
+                for name, widths in shaped_widths(table, damage, max_fraction, table_ms).items()]
+
+    # the shapes are worth measuring only where the points are scored
+    chosen, measured = choose(path, goal, measurer, floor, table.checks, rivals if evaluator is not None else None)
     table.checks = [*table.checks, *(m.check(table.unpruned_ms) for m in measured)][-MAX_CHECKS:]
     if cache_dir:
         save_table(table, cache_dir)

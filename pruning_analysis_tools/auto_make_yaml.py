@@ -1,6 +1,6 @@
 """Sensitivity CSV -> Distiller pruning schedule (YAML).
 
-Two ways to choose each layer's sparsity:
+Three ways to choose each layer's sparsity:
 - the original's rule (default): for every scheduled layer, the level whose metric is closest to
   --expected_acc, then moved to the highest level at least as good as that one (original_tool.md §10.1);
 - a budget (--target_macs_ratio / --target_params_ratio): candidate schedules (uniform, the curves'
@@ -10,8 +10,9 @@ Two ways to choose each layer's sparsity:
 - a target in the runtime the model will run in (--target_latency_ratio / --target_latency_ms and/or
   --max_accuracy_drop, --runtime): the model's latency table is measured there on this CPU (cached), the
   curves are traded against measured latency savings along a greedy path, and the points the target depends
-  on are pruned, repaired, put in the runtime, timed and scored; the fastest that meets the target is written,
-  or, when no pruned schedule beats the unpruned model there, nothing is (exit 3).
+  on (with the curves' shapes fitted to the same predicted latency) are pruned, repaired, put in the runtime,
+  timed and scored; the most accurate that meets a latency target, or the fastest within an accuracy floor, is
+  written, or, when no pruned schedule beats the unpruned model there, nothing is (exit 3).
 """
 import argparse
 import functools
@@ -82,80 +83,16 @@ def measured_counts(model_name: str, input_size, ratios: dict, embedding_size: i
     return count_macs(model, input_size), count_params(model)
 
 
-def level_at_damage(damage: dict, tau: float) -> float:
-    """The highest fraction (linear between measured levels) up to which a layer's damage stays <= tau."""
-    levels = sorted(damage)
-    ratio = 0.0
-    for a, b in zip(levels, levels[1:]):
-        if damage[b] <= tau:
-            ratio = b
-            continue
-        if damage[a] <= tau:
-            ratio = a + (b - a) * (tau - damage[a]) / (damage[b] - damage[a])
-        break
-    return ratio
-
-
-def fit_to_budget(allocation, targets: dict, counts, high: float) -> tuple:
-    """Bisection on the scalar knob of `allocation(x) -> ratios` (more pruning as x grows) until the real
-    pruned model meets every target. Returns (ratios, reached ratios)."""
-    base = counts({})
-    meets = lambda c: all(c[k] <= r * base[k] for k, r in targets.items())  # noqa: E731
-    if not meets(counts(allocation(high))):
-        reached = counts(allocation(high))
-        raise UserError("the budget cannot be met within the measured levels (reached " +
-                        ", ".join(f"{k} {reached[k] / base[k]:.3f}x" for k in targets) + ")")
-    low = 0.0
-    for _ in range(20):
-        mid = (low + high) / 2
-        low, high = (low, mid) if meets(counts(allocation(mid))) else (mid, high)
-    reached = counts(allocation(high))
-    return allocation(high), {k: reached[k] / base[k] for k in ("macs", "params")}
-
-
-def level_at_slope(damage: dict, saving: dict, slope: float) -> float:
-    """The highest measured level up to which every step costs at most `slope` damage per unit of MACs
-    saved: the layer's share when the budget goes wherever it is cheapest."""
-    levels, ratio = sorted(damage), 0.0
-    for a, b in zip(levels, levels[1:]):
-        gained = saving[b] - saving[a]
-        if gained <= 0 or damage[b] - damage[a] > slope * gained:
-            break
-        ratio = b
-    return ratio
-
-
 def budget_schedules(curves: Curves, layers: list[str], targets: dict, counts) -> dict:
-    """Candidate schedules meeting the budget: uniform (one fraction for every layer); the measured curves'
-    equal-damage shape (every layer pruned until its predicted damage reaches one common threshold) and
-    halfway between the two; and, where the CSV has MAC counts, the damage-per-MAC shape (each layer pruned
-    while a step costs less damage per MAC saved than one common slope). Per-layer damages do not simply add
-    up, so which is best is for a measurement to say (--best_model_path ...); without one, the equal-damage
-    schedule is the curves' own prediction. Returns {name: (ratios, reached ratios)}, uniform first."""
-    top = min(max(curves.accuracy[layer]) for layer in layers)
-    damage = {layer: curves.damage(layer) for layer in layers}
-    highest = max(max(d.values()) for d in damage.values()) + 1e-9
-    # Schedules are written with two decimals: fit the budget on what will be written.
-    shapes = {"equal damage": fit_to_budget(
-        lambda tau: {k: round(level_at_damage(d, tau), 2) for k, d in damage.items()}, targets, counts, highest)[0]}
-    if curves.macs and "macs" in targets:
-        saving = {k: {v: 1 - m / curves.macs[k][0.0] for v, m in curves.macs[k].items()} for k in layers}
-        steepest = max((d[b] - d[a]) / max(saving[k][b] - saving[k][a], 1e-12)
-                       for k, d in damage.items() for a, b in zip(sorted(d), sorted(d)[1:])) + 1e-9
-        shapes["damage per MAC"] = fit_to_budget(
-            lambda slope: {k: level_at_slope(damage[k], saving[k], slope) for k in layers}, targets, counts,
-            steepest)[0]
-    # (shape, blend): the candidate's weights are blend x shape + (1 - blend) x uniform
-    blends = {"uniform": ("equal damage", 0.0), "halfway to equal damage": ("equal damage", 0.5),
-              **{name: (name, 1.0) for name in shapes}}
-    candidates = {}
-    for name, (shape_name, blend) in blends.items():
-        shape = shapes[shape_name]
-        mean = sum(shape.values()) / len(shape)
-        weights = {k: (1 - blend) + blend * shape[k] / mean for k in layers}
-        candidates[name] = fit_to_budget(lambda c: {k: round(min(top, c * w), 2) for k, w in weights.items()},
-                                         targets, counts, top / min(w for w in weights.values() if w > 0))
-    return candidates
+    """Candidate schedules meeting a MACs or params budget (prune_module.shapes): without a measurement, the
+    equal-damage schedule is the curves' own prediction. Returns {name: (ratios, reached ratios)}, uniform
+    first."""
+    from compression_tool.prune_module.shapes import shaped_schedules
+
+    saving = ({k: {v: 1 - m / curves.macs[k][0.0] for v, m in curves.macs[k].items()} for k in layers}
+              if curves.macs and "macs" in targets else None)
+    return shaped_schedules({layer: curves.damage(layer) for layer in layers},
+                            min(max(curves.accuracy[layer]) for layer in layers), targets, counts, macs_saving=saving)
 
 
 def ranking(config: "ScheduleConfig", curves: Curves, loaded, evaluator):
@@ -234,10 +171,11 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
     log.info(frontier_table(plan))
     scored = (f", {chosen.accuracy:.4f} on {Path(config.evaluation.pair_list).name}" if chosen.accuracy is not None
               else "")
-    rule = (f"{goal.describe()}: point {chosen.index} of the greedy path, predicted {chosen.expected_ms:.2f} ms "
+    where = chosen.name if chosen.shape else f"{chosen.name} of the greedy path"
+    rule = (f"{goal.describe()}: {where}, predicted {chosen.expected_ms:.2f} ms "
             f"({chosen.expected_ratio:.3f}x), measured {chosen.measured_ms:.2f} ms ({chosen.ratio:.3f}x of the unpruned "
             f"model){scored}")
-    tried = [{"schedule": f"point {m.index}", "widths": m.widths, "predicted_ms": m.expected_ms,
+    tried = [{"schedule": m.name, "widths": m.widths, "predicted_ms": m.expected_ms,
               "predicted_ratio": m.expected_ratio, "table_ms": m.predicted_ms, "measured_ms": m.measured_ms,
               "unpruned_ms": m.unpruned_ms, "latency_ratio": m.ratio, "measured": m.accuracy, "chosen": m is chosen,
               **m.extra} for m in plan.measured]
@@ -252,11 +190,11 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
 
 
 def frontier_table(plan) -> str:
-    lines = ["| point | table ms | predicted x unpruned | measured x unpruned | measured ms | accuracy | |",
+    lines = ["| schedule | table ms | predicted x unpruned | measured x unpruned | measured ms | accuracy | |",
              "|---|---|---|---|---|---|---|"]
     for m in plan.measured:
         accuracy = f"{m.accuracy:.4f}" if m.accuracy is not None else "-"
-        lines.append(f"| {m.index} | {m.predicted_ms:.2f} | {m.expected_ratio:.3f} | {m.ratio:.3f} | "
+        lines.append(f"| {m.name} | {m.predicted_ms:.2f} | {m.expected_ratio:.3f} | {m.ratio:.3f} | "
                      f"{m.measured_ms:.2f} | {accuracy} | {'chosen' if m is plan.chosen else ''} |")
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ from compression_tool.prune_module import runtimes
 from compression_tool.prune_module.allocation import PathPoint, greedy_path, ratios_for
 from compression_tool.prune_module.graph import ChannelGraph, channels_to_remove
 from compression_tool.prune_module.latency_search import (LatencyGoal, Measured, NoFasterSchedule, SavingModel,
-                                                          choose)
+                                                          choose, shaped_widths)
 from compression_tool.prune_module.latency_table import (GroupLatency, LatencyTable, disjoint_sets,
                                                         measure_latency_table, Thinner, width_grid)
 from compression_tool.prune_module.runtimes import Deployment, Runner, RuntimeName, fold_into_layers
@@ -138,6 +138,49 @@ def test_greedy_path_takes_the_cheapest_damage_per_ms_first():
                                         {"a.weight": 2, "b.weight": 4}, {"a.weight": 1, "b.weight": 4},
                                         {"a.weight": 1, "b.weight": 3}, {"a.weight": 1, "b.weight": 2}]
     assert [p.predicted_ms for p in path] == [12, 11, 10, 9, 7, 5]
+
+
+def test_the_curves_shapes_are_fitted_to_a_predicted_latency_on_allowed_widths():
+    table = synthetic_table()
+    damage = {"a.weight": {0.0: 0.0, 0.25: 0.01, 0.5: 0.02, 0.75: 0.03},
+              "b.weight": {0.0: 0.0, 0.25: 0.04, 0.5: 0.08, 0.75: 0.12}}
+    shapes = shaped_widths(table, damage, {"a.weight": 0.75, "b.weight": 0.75}, 9.0)
+    assert shapes["uniform"] == {"a.weight": 3, "b.weight": 3}  # 3 + 6 ms: one step each
+    # equal damage: A, four times less hurt per step, goes deeper than B
+    assert shapes["equal damage"]["a.weight"] < shapes["equal damage"]["b.weight"]
+    for widths in shapes.values():
+        assert table.predict(widths) <= 9.0 and all(w in (1, 2, 3, 4) for w in widths.values())
+    assert shaped_widths(table, damage, {"a.weight": 0.25, "b.weight": 0.25}, 6.0) == {}  # deeper than the curves
+
+
+def rival(shape: str, ratio: float, accuracy: float, unpruned: float = 10.0) -> Measured:
+    return Measured(None, {"g": shape}, 0.0, ratio * unpruned, unpruned, accuracy, shape=shape)
+
+
+def test_a_more_accurate_shape_that_meets_a_latency_target_is_kept():
+    measure, _ = fake_measure()
+    asked = []
+
+    def rivals(table_ms):
+        asked.append(table_ms)
+        return [rival("uniform", 0.69, 0.99), rival("equal damage", 0.72, 0.995)]  # the second misses 0.7
+    chosen, measured = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None, rivals=rivals)
+    assert asked == [7.0] and chosen.shape == "uniform" and chosen.name == "uniform shape"
+    assert [m.name for m in measured] == ["point 3", "uniform shape", "equal damage shape"]
+    chosen, _ = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None,
+                       rivals=lambda ms: [rival("uniform", 0.69, 0.90)])  # less accurate: the path's point stays
+    assert chosen.index == 3
+
+
+def test_under_a_floor_the_shapes_are_tried_one_step_past_the_paths_fastest_point():
+    measure, _ = fake_measure()
+    asked = []
+
+    def rivals(table_ms):
+        asked.append(table_ms)
+        return [rival("uniform", 0.62, 0.95), rival("equal damage", 0.55, 0.93)]
+    chosen, _ = choose(path_of(10), LatencyGoal(max_accuracy_drop=3.5), measure, 0.98 - 0.035, rivals=rivals)
+    assert asked == [6.0] and chosen.shape == "uniform"  # point 4 (0.6x) fails the floor; point 3 is 0.7x
 
 
 def test_ratios_give_back_the_exact_widths():

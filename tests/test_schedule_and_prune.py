@@ -4,7 +4,8 @@ import pytest
 from compression_tool.commen_utils.checkpoint import weights_digest
 from compression_tool.commen_utils.errors import UserError
 from compression_tool.commen_utils.schedule import read_schedule, write_schedule
-from compression_tool.pruning_analysis_tools.auto_make_yaml import budget_schedules, level_at_damage, original_rule
+from compression_tool.prune_module.shapes import level_at_damage
+from compression_tool.pruning_analysis_tools.auto_make_yaml import budget_schedules, original_rule
 from compression_tool.pruning_analysis_tools.curves import Curves
 from compression_tool.model_define.loading import load_model
 from compression_tool.pruning_analysis_tools.plot_csv import plot_curves
