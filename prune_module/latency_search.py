@@ -34,7 +34,9 @@ PROBE_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)  # where along the path the a
 REFINEMENTS = 2        # steps back between a point that meets a goal and the last one that does not
 OVERSHOOT = 0.03       # a latency target beaten by more than this (of the unpruned time) is worth a wider point
 LATENCY_RETRIES = 3    # further points tried when a latency target's point measures slower than the target
-MAX_CHECKS = 50        # whole-model checks kept with a cached table, the newest
+MAX_CHECKS = 100       # whole-model checks kept with a cached table, the newest
+SHAPES = ("uniform", "halfway to equal damage", "equal damage")  # measured beside the path (shapes.py)
+SHAPE_FITS = 2         # fits of a shape to a target: the second with its own saving model refitted
 SLOPE_LIMITS = (0.25, 2.0)  # a slope outside these is noisy timings, not the table's error
 LINE_SPREAD = 0.1      # a line is fitted once the checks' predicted savings spread this wide (of the unpruned time)
 PRIOR_SAVING = 0.2     # before that, the table's own word counts as a check of this much saving measured as predicted
@@ -90,10 +92,13 @@ class Measured:
     extra: dict = field(default_factory=dict)  # what the measurer adds (its saved file, ...)
     expected_ratio: float | None = None  # predicted before it was built: the table through the SavingModel
     shape: str | None = None  # the curves' shape it was fitted to, for a schedule off the path
+    fit: int = 1              # which fit of that shape
 
     @property
     def name(self) -> str:
-        return f"point {self.index}" if self.shape is None else f"{self.shape} shape"
+        if self.shape is None:
+            return f"point {self.index}"
+        return f"{self.shape} shape" + (f" (fit {self.fit})" if self.fit > 1 else "")
 
     @property
     def ratio(self) -> float:
@@ -105,8 +110,15 @@ class Measured:
         return self.expected_ratio * self.unpruned_ms
 
     def check(self, unpruned_predicted: float) -> list:
-        """[the table's saving, the measured saving], as fractions of the unpruned model's time."""
-        return [1 - self.predicted_ms / unpruned_predicted, 1 - self.ratio]
+        """[the table's saving, the measured saving], as fractions of the unpruned model's time, and the shape for
+        a schedule off the path (each shape errs its own way: a model thinned everywhere saves more than the
+        table's per-layer ratios add up to)."""
+        return [1 - self.predicted_ms / unpruned_predicted, 1 - self.ratio, *([self.shape] if self.shape else [])]
+
+
+def of_shape(checks, shape: str | None) -> list:
+    """The [predicted, measured] checks of one shape (None: the path's points)."""
+    return [c[:2] for c in checks if (c[2] if len(c) > 2 else None) == shape]
 
 
 @dataclass(frozen=True)
@@ -143,23 +155,25 @@ def first_at(path: list[PathPoint], ms: float, start: int = 0) -> int:
 
 def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Measured],
            floor: float | None, checks: list = (),
-           rivals: Callable[[float], list[Measured]] | None = None) -> tuple[Measured, list[Measured]]:
+           rivals: Callable[[str, int, float], Measured | None] | None = None) -> tuple[Measured, list[Measured]]:
     """(chosen, every point measured). `measure(i)` builds and measures path point i; `floor` is the accuracy
-    to stay at or above (None: no floor); `checks`: earlier searches' [predicted, measured] savings;
-    `rivals(table_ms)` builds and measures other schedules the table predicts at `table_ms` (scored: the most
-    accurate that meets a latency target is kept; under a floor they are tried one step past the path's
-    fastest point within it). Raises NoFasterSchedule or UserError when the goal cannot be met."""
-    measured: dict = {}  # {path index or shape name: Measured}
+    to stay at or above (None: no floor); `checks`: earlier searches' [predicted, measured(, shape)] savings;
+    `rivals(shape, fit, table_ms)` builds and measures that shape (SHAPES) fitted to `table_ms` as the table
+    predicts it, or returns None where it cannot get there (scored: the most accurate that meets a latency
+    target is kept; under a floor they are tried as fast as the first path point below it). Raises NoFasterSchedule or UserError
+    when the goal cannot be met."""
+    measured: dict = {}  # {path index or (shape, fit): Measured}
     unpruned_predicted = path[0].predicted_ms
 
-    def fitted() -> SavingModel:
-        return SavingModel.fitted([*checks, *(m.check(unpruned_predicted) for m in measured.values())])
+    def fitted(shape: str | None = None) -> SavingModel:
+        return SavingModel.fitted(of_shape([*checks, *(m.check(unpruned_predicted) for m in measured.values())],
+                                           shape))
 
-    def expected(table_ms: float) -> float:
-        return 1 - fitted().saving(1 - table_ms / unpruned_predicted)
+    def expected(table_ms: float, shape: str | None = None) -> float:
+        return 1 - fitted(shape).saving(1 - table_ms / unpruned_predicted)
 
-    def table_ms_for(ratio: float) -> float:  # the table's ms whose predicted saving brings the model to `ratio`
-        return unpruned_predicted * (1 - fitted().table_saving_for(1 - ratio))
+    def table_ms_for(ratio: float, shape: str | None = None) -> float:  # the table's ms predicted to give `ratio`
+        return unpruned_predicted * (1 - fitted(shape).table_saving_for(1 - ratio))
 
     def at(i: int) -> Measured:
         if i not in measured:
@@ -169,15 +183,23 @@ def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Me
             log.info(f"point {i}: predicted {predicted:.3f}x of the unpruned model, measured {measured[i].ratio:.3f}x")
         return measured[i]
 
-    def beside(point: Measured) -> list[Measured]:  # the rivals at the point's predicted latency
-        if rivals is None:
-            return []
-        predicted = expected(point.predicted_ms)
-        found = [m for m in rivals(point.predicted_ms) if m.widths != point.widths]
-        for m in found:
-            m.expected_ratio = predicted
-            measured[m.shape] = m
-            log.info(f"{m.name}: predicted {predicted:.3f}x, measured {m.ratio:.3f}x, accuracy {m.accuracy:.4f}")
+    def shapes_at(target: Callable[[float], float]) -> list[Measured]:
+        """Each shape fitted to the target ratio (`target(unpruned_ms)`) through its own saving model, fitted
+        again while it misses the target or beats it by more than OVERSHOOT."""
+        found = []
+        for shape in SHAPES if rivals is not None else ():
+            for fit in range(1, SHAPE_FITS + 1):
+                unpruned_ms = list(measured.values())[-1].unpruned_ms  # the latest timing of it
+                m = rivals(shape, fit, table_ms_for(target(unpruned_ms), shape))
+                if m is None or any(m.widths == other.widths for other in measured.values()):
+                    break
+                m.expected_ratio = expected(m.predicted_ms, shape)
+                measured[shape, fit] = m
+                found.append(m)
+                log.info(f"{m.name}: predicted {m.expected_ratio:.3f}x, measured {m.ratio:.3f}x, "
+                         f"accuracy {m.accuracy:.4f}")
+                if target(m.unpruned_ms) - OVERSHOOT <= m.ratio <= target(m.unpruned_ms):
+                    break
         return found
 
     def in_order() -> list[Measured]:
@@ -185,15 +207,15 @@ def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Me
 
     if goal.has_latency:
         chosen = _meet_latency(path, goal, at, table_ms_for)
-        meeting = [m for m in [chosen, *beside(chosen)] if m.ratio <= goal.ratio_for(m.unpruned_ms)]
+        meeting = [m for m in [chosen, *shapes_at(goal.ratio_for)] if m.ratio <= goal.ratio_for(m.unpruned_ms)]
         chosen = max(meeting, key=lambda m: m.accuracy if m.accuracy is not None else 0)  # ties: the path's
         if floor is not None and chosen.accuracy < floor:
             raise NoFasterSchedule(f"the fastest schedule at {goal.describe()} loses accuracy below the floor "
                                    f"({chosen.accuracy:.4f} < {floor:.4f}): relax the latency target or the drop")
         return chosen, in_order()
     passing, failing = _probe_floor(path, at, floor, table_ms_for)
-    if failing is not None:
-        beside(at(failing))
+    if failing is not None:  # as fast as the path's first point below the floor
+        shapes_at(lambda unpruned_ms: at(failing).ratio)
     within = [m for m in measured.values() if m.accuracy >= floor]
     all_measured = in_order()
     # fastest by the ratio to the unpruned model timed beside each: the CPU's speed drifts between rounds
@@ -298,7 +320,8 @@ class PathMeasurer:
     def __call__(self, i: int) -> Measured:
         return self.build(self.path[i].widths, self.path[i].predicted_ms, index=i)
 
-    def build(self, widths: dict, table_ms: float, *, index: int | None = None, shape: str | None = None) -> Measured:
+    def build(self, widths: dict, table_ms: float, *, index: int | None = None, shape: str | None = None,
+              fit: int = 1) -> Measured:
         import copy
 
         from compression_tool.commen_utils.latency import side_by_side_ms
@@ -314,8 +337,9 @@ class PathMeasurer:
         unpruned_ms, ms = side_by_side_ms([self.unpruned.recompiled(), runner], self.input_size,
                                           self.deployment.batch, self.repeats)
         accuracy = self.evaluator(runner.evaluable())["headline"] if self.evaluator else None
-        measured = Measured(index, dict(widths), table_ms, ms, unpruned_ms, accuracy, shape=shape)
-        file = self._save(runner, f"point_{index:03d}" if shape is None else shape.replace(" ", "_"), pruned)
+        measured = Measured(index, dict(widths), table_ms, ms, unpruned_ms, accuracy, shape=shape, fit=fit)
+        file = self._save(runner, f"point_{index:03d}" if shape is None else
+                          shape.replace(" ", "_") + (f"_{fit}" if fit > 1 else ""), pruned)
         if file:
             measured.extra["file"] = file
         score = f", accuracy {accuracy:.4f}" if accuracy is not None else ""
@@ -387,9 +411,9 @@ def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fr
                             calibration=calibration, repeats=repeats, save_dir=save_dir, info=info)
     log.info(f"latency path: {len(path)} schedules from {path[0].predicted_ms:.2f} ms (unpruned, predicted) to "
              f"{path[-1].predicted_ms:.2f} ms; measuring the ones {goal.describe()} depends on")
-    def rivals(table_ms: float) -> list[Measured]:
-        return [measurer.build(widths, table.predict(widths), shape=name)
-                for name, widths in shaped_widths(table, damage, max_fraction, table_ms).items()]
+    def rivals(shape: str, fit: int, table_ms: float) -> Measured | None:
+        widths = shaped_widths(table, damage, max_fraction, table_ms).get(shape)
+        return measurer.build(widths, table.predict(widths), shape=shape, fit=fit) if widths else None
 
     # the shapes are worth measuring only where the points are scored
     chosen, measured = choose(path, goal, measurer, floor, table.checks, rivals if evaluator is not None else None)

@@ -154,33 +154,54 @@ def test_the_curves_shapes_are_fitted_to_a_predicted_latency_on_allowed_widths()
 
 
 def rival(shape: str, ratio: float, accuracy: float, unpruned: float = 10.0) -> Measured:
-    return Measured(None, {"g": shape}, 0.0, ratio * unpruned, unpruned, accuracy, shape=shape)
+    return Measured(None, {"g": shape}, 10 * ratio, ratio * unpruned, unpruned, accuracy, shape=shape)
 
 
 def test_a_more_accurate_shape_that_meets_a_latency_target_is_kept():
     measure, _ = fake_measure()
+    made = {"uniform": (0.69, 0.99), "halfway to equal damage": (0.72, 0.995), "equal damage": (0.60, 0.97)}
     asked = []
 
-    def rivals(table_ms):
-        asked.append(table_ms)
-        return [rival("uniform", 0.69, 0.99), rival("equal damage", 0.72, 0.995)]  # the second misses 0.7
+    def rivals(shape, fit, table_ms):
+        asked.append((shape, fit))
+        return rival(shape, *made[shape])
     chosen, measured = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None, rivals=rivals)
-    assert asked == [7.0] and chosen.shape == "uniform" and chosen.name == "uniform shape"
-    assert [m.name for m in measured] == ["point 3", "uniform shape", "equal damage shape"]
+    # halfway misses 0.7 and equal damage beats it by far: both fitted twice (the same widths: measured once)
+    assert asked == [("uniform", 1), ("halfway to equal damage", 1), ("halfway to equal damage", 2),
+                     ("equal damage", 1), ("equal damage", 2)]
+    assert chosen.shape == "uniform" and chosen.name == "uniform shape"  # 0.995 misses the target
+    assert [m.name for m in measured] == ["point 3", "uniform shape", "halfway to equal damage shape",
+                                          "equal damage shape"]
     chosen, _ = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None,
-                       rivals=lambda ms: [rival("uniform", 0.69, 0.90)])  # less accurate: the path's point stays
+                       rivals=lambda shape, fit, ms: rival(shape, 0.69, 0.90))  # less accurate: the path's point
     assert chosen.index == 3
 
 
-def test_under_a_floor_the_shapes_are_tried_one_step_past_the_paths_fastest_point():
+def test_each_shape_is_refitted_with_its_own_saving_model():
+    """The uniform shape saves twice what the table predicts: its second fit aims at half the table saving."""
     measure, _ = fake_measure()
-    asked = []
+    aims = []
 
-    def rivals(table_ms):
-        asked.append(table_ms)
-        return [rival("uniform", 0.62, 0.95), rival("equal damage", 0.55, 0.93)]
-    chosen, _ = choose(path_of(10), LatencyGoal(max_accuracy_drop=3.5), measure, 0.98 - 0.035, rivals=rivals)
-    assert asked == [6.0] and chosen.shape == "uniform"  # point 4 (0.6x) fails the floor; point 3 is 0.7x
+    def rivals(shape, fit, table_ms):
+        aims.append(table_ms)
+        if shape != "uniform":
+            return None
+        ratio = 1 - 2 * (1 - table_ms / 10)
+        return Measured(None, {"g": f"uniform at {table_ms}"}, table_ms, ratio * 10, 10.0, 0.99 + fit / 1000, shape=shape, fit=fit)
+    chosen, measured = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None, rivals=rivals)
+    first, second = [m for m in measured if m.shape]
+    assert aims[0] == pytest.approx(7.0) and first.ratio == pytest.approx(0.4) and second.fit == 2
+    slope = (0.6 + 0.2) / (0.3 + 0.2)  # its one check, with the table's word as one more
+    assert aims[1] == pytest.approx(10 * (1 - 0.3 / slope)) and chosen is second
+    assert first.check(10.0)[2] == "uniform" and len(measured[0].check(10.0)) == 2
+
+
+def test_under_a_floor_the_shapes_are_tried_as_fast_as_the_paths_first_point_below_it():
+    measure, _ = fake_measure()
+    made = {"uniform": (0.59, 0.95), "halfway to equal damage": (0.58, 0.93), "equal damage": (0.6, 0.94)}
+    chosen, measured = choose(path_of(10), LatencyGoal(max_accuracy_drop=3.5), measure, 0.98 - 0.035,
+                              rivals=lambda shape, fit, ms: rival(shape, *made[shape]))
+    assert chosen.shape == "uniform"  # point 4 (0.6x) fails the floor; point 3 (0.7x) is the path's best
 
 
 def test_ratios_give_back_the_exact_widths():
