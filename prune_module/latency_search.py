@@ -153,15 +153,21 @@ def first_at(path: list[PathPoint], ms: float, start: int = 0) -> int:
     return next((i for i in range(start, len(path)) if path[i].predicted_ms <= ms), len(path) - 1)
 
 
+@dataclass(frozen=True)
+class Rivals:
+    """Schedules off the path: `widths(shape, table_ms)` is the shape (SHAPES) fitted to `table_ms` as the
+    table predicts it (None where it cannot get there); `measure(widths, shape, fit)` builds and measures one."""
+    widths: Callable[[str, float], dict | None]
+    measure: Callable[[dict, str, int], Measured]
+
+
 def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Measured],
-           floor: float | None, checks: list = (),
-           rivals: Callable[[str, int, float], Measured | None] | None = None) -> tuple[Measured, list[Measured]]:
+           floor: float | None, checks: list = (), rivals: Rivals | None = None) -> tuple[Measured, list[Measured]]:
     """(chosen, every point measured). `measure(i)` builds and measures path point i; `floor` is the accuracy
     to stay at or above (None: no floor); `checks`: earlier searches' [predicted, measured(, shape)] savings;
-    `rivals(shape, fit, table_ms)` builds and measures that shape (SHAPES) fitted to `table_ms` as the table
-    predicts it, or returns None where it cannot get there (scored: the most accurate that meets a latency
-    target is kept; under a floor they are tried as fast as the first path point below it). Raises NoFasterSchedule or UserError
-    when the goal cannot be met."""
+    `rivals`: the shapes, scored: the most accurate that meets a latency target is kept; under a floor they
+    are tried as fast as the first path point below it. Raises NoFasterSchedule or UserError when the goal
+    cannot be met."""
     measured: dict = {}  # {path index or (shape, fit): Measured}
     unpruned_predicted = path[0].predicted_ms
 
@@ -190,9 +196,10 @@ def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Me
         for shape in SHAPES if rivals is not None else ():
             for fit in range(1, SHAPE_FITS + 1):
                 unpruned_ms = list(measured.values())[-1].unpruned_ms  # the latest timing of it
-                m = rivals(shape, fit, table_ms_for(target(unpruned_ms), shape))
-                if m is None or any(m.widths == other.widths for other in measured.values()):
+                widths = rivals.widths(shape, table_ms_for(target(unpruned_ms), shape))
+                if widths is None or any(widths == other.widths for other in measured.values()):
                     break
+                m = rivals.measure(widths, shape, fit)
                 m.expected_ratio = expected(m.predicted_ms, shape)
                 measured[shape, fit] = m
                 found.append(m)
@@ -411,10 +418,8 @@ def plan_for_latency(*, model, model_name: str, input_size, damage: dict, max_fr
                             calibration=calibration, repeats=repeats, save_dir=save_dir, info=info)
     log.info(f"latency path: {len(path)} schedules from {path[0].predicted_ms:.2f} ms (unpruned, predicted) to "
              f"{path[-1].predicted_ms:.2f} ms; measuring the ones {goal.describe()} depends on")
-    def rivals(shape: str, fit: int, table_ms: float) -> Measured | None:
-        widths = shaped_widths(table, damage, max_fraction, table_ms).get(shape)
-        return measurer.build(widths, table.predict(widths), shape=shape, fit=fit) if widths else None
-
+    rivals = Rivals(lambda shape, table_ms: shaped_widths(table, damage, max_fraction, table_ms).get(shape),
+                    lambda widths, shape, fit: measurer.build(widths, table.predict(widths), shape=shape, fit=fit))
     # the shapes are worth measuring only where the points are scored
     chosen, measured = choose(path, goal, measurer, floor, table.checks, rivals if evaluator is not None else None)
     table.checks = [*table.checks, *(m.check(table.unpruned_ms) for m in measured)][-MAX_CHECKS:]

@@ -14,7 +14,7 @@ from compression_tool.prune_module import runtimes
 from compression_tool.prune_module.allocation import PathPoint, greedy_path, ratios_for
 from compression_tool.prune_module.graph import ChannelGraph, channels_to_remove
 from compression_tool.prune_module.latency_search import (LatencyGoal, Measured, NoFasterSchedule, SavingModel,
-                                                          choose, shaped_widths)
+                                                          Rivals, choose, shaped_widths)
 from compression_tool.prune_module.latency_table import (GroupLatency, LatencyTable, disjoint_sets,
                                                         measure_latency_table, Thinner, width_grid)
 from compression_tool.prune_module.runtimes import Deployment, Runner, RuntimeName, fold_into_layers
@@ -153,28 +153,41 @@ def test_the_curves_shapes_are_fitted_to_a_predicted_latency_on_allowed_widths()
     assert shaped_widths(table, damage, {"a.weight": 0.25, "b.weight": 0.25}, 6.0) == {}  # deeper than the curves
 
 
-def rival(shape: str, ratio: float, accuracy: float, unpruned: float = 10.0) -> Measured:
-    return Measured(None, {"g": shape}, 10 * ratio, ratio * unpruned, unpruned, accuracy, shape=shape)
+def rivals_made(made: dict, asked: list | None = None) -> Rivals:
+    """made: {shape: (measured ratio, accuracy)}, whatever the aim; `asked` records (shape, fit) measured."""
+    def measure(widths, shape, fit):
+        if asked is not None:
+            asked.append((shape, fit))
+        ratio, accuracy = made[shape]
+        return Measured(None, widths, widths["g"][1], 10 * ratio, 10.0, accuracy, shape=shape, fit=fit)
+    return Rivals(lambda shape, table_ms: {"g": (shape, table_ms)}, measure)
 
 
 def test_a_more_accurate_shape_that_meets_a_latency_target_is_kept():
     measure, _ = fake_measure()
     made = {"uniform": (0.69, 0.99), "halfway to equal damage": (0.72, 0.995), "equal damage": (0.60, 0.97)}
     asked = []
-
-    def rivals(shape, fit, table_ms):
-        asked.append((shape, fit))
-        return rival(shape, *made[shape])
-    chosen, measured = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None, rivals=rivals)
-    # halfway misses 0.7 and equal damage beats it by far: both fitted twice (the same widths: measured once)
+    chosen, measured = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None,
+                              rivals=rivals_made(made, asked))
+    # halfway misses 0.7 and equal damage beats it by far: both fitted twice
     assert asked == [("uniform", 1), ("halfway to equal damage", 1), ("halfway to equal damage", 2),
                      ("equal damage", 1), ("equal damage", 2)]
     assert chosen.shape == "uniform" and chosen.name == "uniform shape"  # 0.995 misses the target
     assert [m.name for m in measured] == ["point 3", "uniform shape", "halfway to equal damage shape",
-                                          "equal damage shape"]
-    chosen, _ = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None,
-                       rivals=lambda shape, fit, ms: rival(shape, 0.69, 0.90))  # less accurate: the path's point
-    assert chosen.index == 3
+                                          "halfway to equal damage shape (fit 2)", "equal damage shape",
+                                          "equal damage shape (fit 2)"]
+    less_accurate = rivals_made(dict.fromkeys(made, (0.69, 0.90)))
+    assert choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None, rivals=less_accurate)[0].index == 3
+
+
+def test_a_shape_fitted_to_widths_already_measured_is_not_measured_again():
+    measure, _ = fake_measure()
+    asked = []
+    same = Rivals(lambda shape, table_ms: {"g": shape},
+                  lambda widths, shape, fit: asked.append(shape) or Measured(None, widths, 6.0, 6.0, 10.0, 0.9,
+                                                                             shape=shape, fit=fit))
+    choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None, rivals=same)
+    assert asked == ["uniform", "halfway to equal damage", "equal damage"]  # beat by far, the refit lands alike
 
 
 def test_each_shape_is_refitted_with_its_own_saving_model():
@@ -182,13 +195,15 @@ def test_each_shape_is_refitted_with_its_own_saving_model():
     measure, _ = fake_measure()
     aims = []
 
-    def rivals(shape, fit, table_ms):
+    def widths(shape, table_ms):
         aims.append(table_ms)
-        if shape != "uniform":
-            return None
+        return {"g": (shape, table_ms)} if shape == "uniform" else None
+
+    def build(widths, shape, fit):
+        table_ms = widths["g"][1]
         ratio = 1 - 2 * (1 - table_ms / 10)
-        return Measured(None, {"g": f"uniform at {table_ms}"}, table_ms, ratio * 10, 10.0, 0.99 + fit / 1000, shape=shape, fit=fit)
-    chosen, measured = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None, rivals=rivals)
+        return Measured(None, widths, table_ms, ratio * 10, 10.0, 0.99 + fit / 1000, shape=shape, fit=fit)
+    chosen, measured = choose(path_of(8), LatencyGoal(target_ratio=0.7), measure, None, rivals=Rivals(widths, build))
     first, second = [m for m in measured if m.shape]
     assert aims[0] == pytest.approx(7.0) and first.ratio == pytest.approx(0.4) and second.fit == 2
     slope = (0.6 + 0.2) / (0.3 + 0.2)  # its one check, with the table's word as one more
@@ -200,7 +215,7 @@ def test_under_a_floor_the_shapes_are_tried_as_fast_as_the_paths_first_point_bel
     measure, _ = fake_measure()
     made = {"uniform": (0.59, 0.95), "halfway to equal damage": (0.58, 0.93), "equal damage": (0.6, 0.94)}
     chosen, measured = choose(path_of(10), LatencyGoal(max_accuracy_drop=3.5), measure, 0.98 - 0.035,
-                              rivals=lambda shape, fit, ms: rival(shape, *made[shape]))
+                              rivals=rivals_made(made))
     assert chosen.shape == "uniform"  # point 4 (0.6x) fails the floor; point 3 (0.7x) is the path's best
 
 
