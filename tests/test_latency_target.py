@@ -121,6 +121,31 @@ def test_allowed_widths_skip_a_width_slower_than_a_wider_one(stub_runtime, tmp_p
         assert table.predict({third: b}) < table.predict({third: a})
 
 
+def test_a_search_measures_the_shapes_and_keeps_their_checks_apart(stub_runtime, tmp_path):
+    """The whole search on the stub runtime: path points and shapes built for real and scored; the more parameters
+    a schedule keeps, the more accurate (the stub's score); the shapes' checks go to the cache tagged."""
+    from compression_tool.prune_module.latency_search import plan_for_latency
+    from compression_tool.prune_module.repair import Repair
+
+    model = randomize(Chain())
+    params = [g.param for g in ChannelGraph(model, SIZE).groups]
+    damage = {p: {0.0: 0.0, 0.5: 0.1 * (i + 1), 0.9: 0.3 * (i + 1)} for i, p in enumerate(params)}
+
+    def score(m):
+        return {"headline": sum(t.numel() for t in m.parameters()) / 1e5}
+    plan = plan_for_latency(model=model, model_name="chain", input_size=SIZE, damage=damage,
+                            max_fraction=dict.fromkeys(params, 0.9), goal=LatencyGoal(stub_runtime, target_ratio=0.6),
+                            repair=Repair(), evaluator=score, repeats=1, steps=8, cache_dir=tmp_path, progress=False)
+    shapes = [m for m in plan.measured if m.shape]
+    assert shapes and all(m.accuracy is not None and m.expected_ratio is not None for m in shapes)
+    for m in shapes:  # built on widths the table allows
+        assert all(w in plan.table.allowed_widths(p) or w == plan.table.groups[p].full for p, w in m.widths.items())
+    meeting = [m for m in plan.measured if m.ratio <= 0.6]
+    assert plan.chosen in meeting and plan.chosen.accuracy == max(m.accuracy for m in meeting)
+    cached = json.loads(next(tmp_path.glob("chain_*.json")).read_text())["checks"]
+    assert sorted(c[2] for c in cached if len(c) > 2) == sorted(m.shape for m in shapes)
+
+
 def synthetic_table() -> LatencyTable:
     """Two independent groups: A saves 1 ms per step, B 2 ms; B's damage is twice A's per step."""
     groups = {"a.weight": GroupLatency(4, [0], {3: [0.75], 2: [0.5], 1: [0.25]}),
