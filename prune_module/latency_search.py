@@ -5,9 +5,9 @@ The greedy path (allocation.py) is walked on the latency table's predictions; th
 are then built for real — pruned, repaired, put in the runtime (quantized there for an INT8 runtime) — timed
 side by side with the unpruned model in that runtime, and scored on the analysis pairs. The greedy path trusts
 each layer's curve alone, and per-layer damages do not simply add up: where there are pairs to score on, the
-curves' shapes (shapes.py: uniform, equal damage and halfway between) fitted to the same predicted latency are
-measured beside the path's point, and the more accurate kept. Every measured point is returned, so that a
-report can draw the frontier.
+curves' shapes (shapes.py: uniform, equal damage and halfway between) fitted to the same target are measured
+beside the path's points, and the most accurate that meets a latency target (or the fastest within a floor)
+kept. Every measured point is returned, so that a report can draw the frontier.
 
 The whole-model measurements also check the table: a model thinned everywhere does not save what the table's
 per-layer ratios (each taken with a few groups thinned) add up to, so each point's prediction is the table's
@@ -82,7 +82,7 @@ class LatencyGoal:
 
 @dataclass
 class Measured:
-    """One schedule built and measured: a point of the path, or a shape fitted to a point's predicted latency."""
+    """One schedule built and measured: a point of the path, or one of the curves' shapes fitted to the target."""
     index: int | None         # position on the path (None: a shape)
     widths: dict
     predicted_ms: float
@@ -111,8 +111,8 @@ class Measured:
 
     def check(self, unpruned_predicted: float) -> list:
         """[the table's saving, the measured saving], as fractions of the unpruned model's time, and the shape for
-        a schedule off the path (each shape errs its own way: a model thinned everywhere saves more than the
-        table's per-layer ratios add up to)."""
+        a schedule off the path (a model thinned everywhere errs from the table its own way: each shape gets its
+        own SavingModel)."""
         return [1 - self.predicted_ms / unpruned_predicted, 1 - self.ratio, *([self.shape] if self.shape else [])]
 
 

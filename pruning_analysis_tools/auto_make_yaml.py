@@ -172,16 +172,16 @@ def latency_schedule(config: "ScheduleConfig", curves: Curves, layers: list[str]
     scored = (f", {chosen.accuracy:.4f} on {Path(config.evaluation.pair_list).name}" if chosen.accuracy is not None
               else "")
     where = chosen.name if chosen.shape else f"{chosen.name} of the greedy path"
-    rule = (f"{goal.describe()}: {where}, predicted {chosen.expected_ms:.2f} ms "
-            f"({chosen.expected_ratio:.3f}x), measured {chosen.measured_ms:.2f} ms ({chosen.ratio:.3f}x of the unpruned "
-            f"model){scored}")
+    rule = (f"{goal.describe()}: {where}, predicted {chosen.expected_ms:.2f} ms ({chosen.expected_ratio:.3f}x), "
+            f"measured {chosen.measured_ms:.2f} ms ({chosen.ratio:.3f}x of the unpruned model){scored}")
     tried = [{"schedule": m.name, "widths": m.widths, "predicted_ms": m.expected_ms,
               "predicted_ratio": m.expected_ratio, "table_ms": m.predicted_ms, "measured_ms": m.measured_ms,
               "unpruned_ms": m.unpruned_ms, "latency_ratio": m.ratio, "measured": m.accuracy, "chosen": m is chosen,
               **m.extra} for m in plan.measured]
     extra = {"deployment": {"runtime": str(goal.deployment.runtime), "threads": goal.deployment.threads,
                             "batch": goal.deployment.batch},
-             "predicted_ms": chosen.expected_ms, "predicted_ratio": chosen.expected_ratio, "table_ms": chosen.predicted_ms,
+             "predicted_ms": chosen.expected_ms, "predicted_ratio": chosen.expected_ratio,
+             "table_ms": chosen.predicted_ms,
              "measured_ms": chosen.measured_ms, "latency_ratio": chosen.ratio,
              "unpruned_measured_ms": chosen.unpruned_ms,
              "unpruned_predicted_ms": plan.table.unpruned_ms, "unpruned_file": plan.unpruned_file,
@@ -292,8 +292,8 @@ def budget_schedule(config: ScheduleConfig, curves: Curves, layers: list[str], t
     if config.checkpoint:
         used = {"reconstruct": config.reconstruct, "bn_recalibrate": config.bn_recalibrate}
         if used != curves.repair:
-            log.info(f"note: the curves were measured with {repair_text(curves.repair)}, the candidates are "
-                  f"measured with {repair_text(used)}; the same options in both predict best", file=sys.stderr)
+            log.warning(f"note: the curves were measured with {repair_text(curves.repair)}, the candidates are "
+                        f"measured with {repair_text(used)}; the same options in both predict best")
         chosen, measured, tried = measured_choice(config, curves, candidates, size)
         rule += f", {chosen} chosen by measurement ({measured:.4f} on {Path(config.evaluation.pair_list).name})"
     else:
@@ -368,7 +368,8 @@ def schedule_config(args) -> ScheduleConfig:
                           embedding_size=args.embedding_size, expected_acc=args.expected_acc,
                           target_macs_ratio=args.target_macs_ratio, target_params_ratio=args.target_params_ratio,
                           round_to=args.round_to, layers=args.layers, overwrite=args.overwrite,
-                          checkpoint=args.best_model_path, evaluation=evaluation, reconstruct=mode_default(args, "reconstruct", ScheduleConfig),
+                          checkpoint=args.best_model_path, evaluation=evaluation,
+                          reconstruct=mode_default(args, "reconstruct", ScheduleConfig),
                           bn_recalibrate=args.bn_recalibrate, train_root=args.train_data_path, latency=latency,
                           latency_repeats=args.latency_repeats, latency_steps=args.latency_steps,
                           latency_cache=args.latency_cache, hrank_batches=args.hrank_batches,

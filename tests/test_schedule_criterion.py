@@ -94,3 +94,11 @@ def test_candidates_are_measured_with_the_csvs_criterion(tmp_path, tiny, ranking
     assert (f"(analysis with --criterion {expected}, " in (tmp_path / "s.yaml").read_text()) == (expected != "l1")
     # HRank's ranks were computed on the pairs' images and cached where --mode prune --hrank looks for them
     assert len(list((tmp_path / "ranks").glob("*_112x112_b1.npz"))) == (expected == "hrank")
+
+
+def test_candidates_measured_with_other_repair_options_than_the_curves_say_so(tmp_path, tiny, caplog):
+    model, weights, evaluation = tiny
+    make_schedule(ScheduleConfig(csv=str(write_csv(tmp_path / "sa.csv")), model=model, output=str(tmp_path / "s.yaml"),
+                                 target_macs_ratio=0.8, checkpoint=str(weights), evaluation=evaluation,
+                                 bn_recalibrate=2))
+    assert "the curves were measured with no repair, the candidates are measured with --bn_recalibrate 2" in caplog.text
