@@ -5,9 +5,11 @@ The greedy path (allocation.py) is walked on the latency table's predictions; th
 are then built for real — pruned, repaired, put in the runtime (quantized there for an INT8 runtime) — timed
 side by side with the unpruned model in that runtime, and scored on the analysis pairs. The greedy path trusts
 each layer's curve alone, and per-layer damages do not simply add up: where there are pairs to score on, the
-curves' shapes (shapes.py: uniform, equal damage and halfway between) fitted to the same target are measured
-beside the path's points, and the most accurate that meets a latency target (or the fastest within a floor)
-kept. Every measured point is returned, so that a report can draw the frontier.
+curves' shapes (shapes.py: uniform, equal damage and halfway between) fitted to a latency target are measured
+beside the path's points, and the most accurate that meets it kept. Not under an accuracy floor: there the
+fastest schedule that passes a noisy score is kept, and every extra candidate near the floor is one more chance
+to keep a schedule that passed by luck. Every measured point is returned, so that a report can draw the
+frontier.
 
 The whole-model measurements also check the table: a model thinned everywhere does not save what the table's
 per-layer ratios (each taken with a few groups thinned) add up to, so each point's prediction is the table's
@@ -165,9 +167,8 @@ def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Me
            floor: float | None, checks: list = (), rivals: Rivals | None = None) -> tuple[Measured, list[Measured]]:
     """(chosen, every point measured). `measure(i)` builds and measures path point i; `floor` is the accuracy
     to stay at or above (None: no floor); `checks`: earlier searches' [predicted, measured(, shape)] savings;
-    `rivals`: the shapes, scored: the most accurate that meets a latency target is kept; under a floor they
-    are tried as fast as the first path point below it. Raises NoFasterSchedule or UserError when the goal
-    cannot be met."""
+    `rivals`: the shapes, scored, for a latency target: the most accurate schedule that meets it is kept.
+    Raises NoFasterSchedule or UserError when the goal cannot be met."""
     measured: dict = {}  # {path index or (shape, fit): Measured}
     unpruned_predicted = path[0].predicted_ms
 
@@ -189,9 +190,10 @@ def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Me
             log.info(f"point {i}: predicted {predicted:.3f}x of the unpruned model, measured {measured[i].ratio:.3f}x")
         return measured[i]
 
-    def shapes_at(target: Callable[[float], float]) -> list[Measured]:
-        """Each shape fitted to the target ratio (`target(unpruned_ms)`) through its own saving model, fitted
-        again while it misses the target or beats it by more than OVERSHOOT."""
+    def shapes() -> list[Measured]:
+        """Each shape fitted to the latency target through its own saving model, fitted again while it misses
+        the target or beats it by more than OVERSHOOT."""
+        target = goal.ratio_for
         found = []
         for shape in SHAPES if rivals is not None else ():
             for fit in range(1, SHAPE_FITS + 1):
@@ -214,15 +216,13 @@ def choose(path: list[PathPoint], goal: LatencyGoal, measure: Callable[[int], Me
 
     if goal.has_latency:
         chosen = _meet_latency(path, goal, at, table_ms_for)
-        meeting = [m for m in [chosen, *shapes_at(goal.ratio_for)] if m.ratio <= goal.ratio_for(m.unpruned_ms)]
+        meeting = [m for m in [chosen, *shapes()] if m.ratio <= goal.ratio_for(m.unpruned_ms)]
         chosen = max(meeting, key=lambda m: m.accuracy if m.accuracy is not None else 0)  # ties: the path's
         if floor is not None and chosen.accuracy < floor:
             raise NoFasterSchedule(f"the fastest schedule at {goal.describe()} loses accuracy below the floor "
                                    f"({chosen.accuracy:.4f} < {floor:.4f}): relax the latency target or the drop")
         return chosen, in_order()
-    passing, failing = _probe_floor(path, at, floor, table_ms_for)
-    if failing is not None:  # as fast as the path's first point below the floor
-        shapes_at(lambda unpruned_ms: at(failing).ratio)
+    _probe_floor(path, at, floor, table_ms_for)
     within = [m for m in measured.values() if m.accuracy >= floor]
     all_measured = in_order()
     # fastest by the ratio to the unpruned model timed beside each: the CPU's speed drifts between rounds
@@ -271,9 +271,9 @@ def _meet_latency(path, goal, at, table_ms_for) -> Measured:
                     f"point tried measured {m.ratio:.2f}x, {m.measured_ms:.2f} ms)")
 
 
-def _probe_floor(path, at, floor, table_ms_for) -> tuple[int, int | None]:
-    """The last probed point within the floor and the first below it, bisected between them. The probes are
-    the points predicted (through the saving model) at PROBE_RATIOS of the unpruned model."""
+def _probe_floor(path, at, floor, table_ms_for) -> None:
+    """Measures the path at the points predicted (through the saving model) at PROBE_RATIOS of the unpruned
+    model until one falls below the floor, then bisects between it and the last one within the floor."""
     passing, failing = 0, None
     for ratio in PROBE_RATIOS:
         if passing == len(path) - 1:
@@ -292,7 +292,6 @@ def _probe_floor(path, at, floor, table_ms_for) -> tuple[int, int | None]:
             passing = mid
         else:
             failing = mid
-    return passing, failing
 
 
 class PathMeasurer:
